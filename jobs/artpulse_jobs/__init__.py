@@ -1,0 +1,1 @@
+"""ArtPulse jobs: image datasets, training, drift detection, retraining and promotion."""

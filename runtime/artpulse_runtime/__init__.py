@@ -1,0 +1,1 @@
+"""ArtPulse runtime: the feature contract and the MLServer model that serves it."""

@@ -1,0 +1,38 @@
+"""Names shared by the runtime, the jobs, the operator and the tests.
+
+This module is the single source of truth for them; ``../shared/docs/architecture.md``
+follows it.
+"""
+
+from typing import Final
+
+MODEL_NAME: Final = "artpulse-classifier"
+"""Registered model name in MLflow, and the model name on the V2 wire."""
+
+ALIAS_CHAMPION: Final = "champion"
+ALIAS_CHALLENGER: Final = "challenger"
+ALIAS_PREVIOUS_CHAMPION: Final = "previous-champion"
+
+LABELS: Final[tuple[str, ...]] = ("minimal", "neo-pop", "surreal", "monochrome", "vibrant")
+"""Class labels; the position of a label is its class index."""
+
+FEATURE_NAMES: Final[tuple[str, ...]] = ("hue_mean", "sat_mean", "val_mean", "contrast", "edges")
+"""Feature columns, in the order every feature row uses."""
+
+INPUT_IMAGE: Final = "image"
+INPUT_FEATURES: Final = "features"
+OUTPUT_LABEL: Final = "label"
+OUTPUT_PROBABILITIES: Final = "probabilities"
+OUTPUT_FEATURES: Final = "features"
+
+PROBABILITY_COLUMN_PREFIX: Final = "proba_"
+"""The pyfunc model's output names its probability columns ``proba_<label>``."""
+
+REFERENCE_STATS_ARTIFACT: Final = "reference_stats.json"
+HOLDOUT_ARTIFACT: Final = "evaluation/holdout.npz"
+DRIFT_REPORT_JSON: Final = "drift_report.json"
+DRIFT_REPORT_HTML: Final = "drift_report.html"
+
+MODEL_URI_ENV: Final = "ARTPULSE_MODEL_URI"
+EVENTS_URL_ENV: Final = "ARTPULSE_EVENTS_URL"
+STATE_DIR_ENV: Final = "ARTPULSE_STATE_DIR"

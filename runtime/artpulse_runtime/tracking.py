@@ -1,0 +1,20 @@
+"""Point the MLflow client at the configured registry."""
+
+from __future__ import annotations
+
+import mlflow
+
+from artpulse_runtime.settings import ArtPulseSettings
+
+
+def configure_tracking(settings: ArtPulseSettings) -> str:
+    """Set MLflow's tracking and registry URI from ``settings`` and return it.
+
+    With the embedded default the state folder is created first, so SQLite can open its file.
+    """
+    if settings.uses_embedded_store:
+        settings.ensure_state_dir()
+    uri = settings.resolved_tracking_uri
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    return uri

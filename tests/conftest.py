@@ -1,0 +1,48 @@
+"""Fixtures shared by every test module."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from support.environment import require_or_skip
+from support.postgres import postgres_available, running_postgres
+
+from artpulse_runtime.settings import ArtPulseSettings
+from artpulse_runtime.tracking import configure_tracking
+
+
+@pytest.fixture
+def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ArtPulseSettings:
+    """Settings on a fresh state folder (SQLite registry and events) in ``tmp_path``.
+
+    The environment is set too, so commands and subprocesses started by the test agree.
+    """
+    state_dir = tmp_path / "state"
+    monkeypatch.setenv("ARTPULSE_STATE_DIR", str(state_dir))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("ARTPULSE_EVENTS_URL", raising=False)
+    monkeypatch.delenv("ARTPULSE_MODEL_URI", raising=False)
+    result = ArtPulseSettings()
+    configure_tracking(result)
+    return result
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A SQLAlchemy URL to a throwaway PostgreSQL database (skip, or fail in CI, if absent)."""
+    if not postgres_available():
+        require_or_skip("REQUIRE_POSTGRES", "PostgreSQL 15 server binaries are not installed")
+    with running_postgres() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def kubeconfig() -> str:
+    """Path of the kubeconfig of a live API server (skip, or fail in CI, if unset)."""
+    path = os.environ.get("KUBECONFIG")
+    if not path:
+        require_or_skip("REQUIRE_K8S", "no Kubernetes API server (KUBECONFIG is unset)")
+    return str(path)

@@ -1,0 +1,78 @@
+"""A throwaway PostgreSQL 15 server in a temporary folder on a free loopback port."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from support.environment import free_port
+
+PG_BIN = Path(os.environ.get("ARTPULSE_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
+
+
+def postgres_available() -> bool:
+    """True when the PostgreSQL server binaries are installed."""
+    return (PG_BIN / "initdb").exists() and (PG_BIN / "pg_ctl").exists()
+
+
+def _as_server_user(command: list[str]) -> list[str]:
+    # PostgreSQL refuses to run as root; CI and these machines run the suite as root.
+    if os.geteuid() == 0:
+        return ["runuser", "-u", "postgres", "--", *command]
+    return command
+
+
+def _run(command: list[str]) -> None:
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed ({result.returncode}): {result.stderr}")
+
+
+@contextmanager
+def running_postgres() -> Iterator[str]:
+    """Start a server in a new temporary folder and yield a SQLAlchemy URL to a fresh database.
+
+    The folder is made under the system temp dir, not pytest's (which is private to root),
+    so the ``postgres`` user can reach it when the suite runs as root.
+    """
+    base_dir = Path(tempfile.mkdtemp(prefix="artpulse-pg-"))
+    data_dir = base_dir / "data"
+    socket_dir = base_dir / "socket"
+    data_dir.mkdir(parents=True)
+    socket_dir.mkdir()
+    if os.geteuid() == 0:
+        shutil.chown(base_dir, "postgres")
+        for path in (data_dir, socket_dir):
+            shutil.chown(path, "postgres")
+    port = free_port()
+    _run(
+        _as_server_user(
+            [str(PG_BIN / "initdb"), "-D", str(data_dir), "-U", "artpulse",
+             "--auth=trust", "--no-sync", "-E", "UTF8"]
+        )
+    )
+    options = f"-p {port} -k {socket_dir} -c listen_addresses=127.0.0.1 -c fsync=off"
+    _run(
+        _as_server_user(
+            [str(PG_BIN / "pg_ctl"), "-D", str(data_dir), "-o", options,
+             "-l", str(base_dir / "server.log"), "-w", "-t", "60", "start"]
+        )
+    )
+    try:
+        _run(
+            [str(PG_BIN / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "artpulse",
+             "artpulse"]
+        )
+        yield f"postgresql+psycopg://artpulse@127.0.0.1:{port}/artpulse"
+    finally:
+        subprocess.run(
+            _as_server_user([str(PG_BIN / "pg_ctl"), "-D", str(data_dir), "-m", "fast", "-w", "stop"]),
+            check=False,
+            capture_output=True,
+        )
+        shutil.rmtree(base_dir, ignore_errors=True)
