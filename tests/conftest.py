@@ -7,11 +7,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support.environment import require_or_skip
-from support.postgres import postgres_available, running_postgres
 
 from artpulse_runtime.settings import ArtPulseSettings
 from artpulse_runtime.tracking import configure_tracking
+from support.environment import require_or_skip
+from support.postgres import postgres_available, running_postgres
 
 
 @pytest.fixture

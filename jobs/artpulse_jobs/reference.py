@@ -53,7 +53,9 @@ def compute_reference_stats(
 ) -> dict[str, Any]:
     """Reference statistics of a training set: features (N, 5) and label indices (N,)."""
     if features.ndim != 2 or features.shape[1] != len(FEATURE_NAMES):
-        raise ValueError(f"features have shape {features.shape}; expected (N, {len(FEATURE_NAMES)})")
+        raise ValueError(
+            f"features have shape {features.shape}; expected (N, {len(FEATURE_NAMES)})"
+        )
     if features.shape[0] == 0:
         raise ValueError("cannot compute reference statistics of an empty training set")
     per_feature: dict[str, Any] = {}

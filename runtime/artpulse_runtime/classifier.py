@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import mlflow.pyfunc
 import numpy as np
 import pandas as pd
+from mlflow.pyfunc import PythonModel
 
 from artpulse_runtime.constants import FEATURE_NAMES, LABELS, PROBABILITY_COLUMN_PREFIX
 
@@ -35,7 +35,7 @@ def as_feature_matrix(rows: Any) -> np.ndarray:
     return matrix
 
 
-class ArtPulseClassifier(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
+class ArtPulseClassifier(PythonModel):
     """Pyfunc wrapper: feature rows in, a label and one probability per label out."""
 
     def __init__(self, estimator: Any) -> None:

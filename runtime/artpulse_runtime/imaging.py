@@ -104,12 +104,10 @@ def to_rgb(image: Image.Image) -> Image.Image:
         ) from exc
 
 
-def prepare_image(
-    image: bytes | Image.Image, limits: DecodeLimits = DEFAULT_LIMITS
-) -> Image.Image:
+def prepare_image(image: bytes | Image.Image, limits: DecodeLimits = DEFAULT_LIMITS) -> Image.Image:
     """Decode (if bytes), convert to RGB and resize to the contract's 128 x 128 (bilinear)."""
     decoded = open_image(image, limits) if isinstance(image, bytes | bytearray) else image
     rgb = to_rgb(decoded)
     if rgb.size == CONTRACT_SIZE:
         return rgb
-    return rgb.resize(CONTRACT_SIZE, Image.BILINEAR)
+    return rgb.resize(CONTRACT_SIZE, Image.Resampling.BILINEAR)

@@ -34,7 +34,7 @@ class ArtPulseSettings(BaseSettings):
     """Registered model name in MLflow."""
 
     model_uri: str = f"models:/{MODEL_NAME}@{ALIAS_CHAMPION}"
-    """The model a server loads: ``models:/<name>/<version>`` (pinned) or ``models:/<name>@<alias>``."""
+    """The model a server loads: ``models:/<name>/<N>`` (pinned) or ``models:/<name>@<alias>``."""
 
     @property
     def resolved_tracking_uri(self) -> str:

@@ -52,26 +52,56 @@ def running_postgres() -> Iterator[str]:
     port = free_port()
     _run(
         _as_server_user(
-            [str(PG_BIN / "initdb"), "-D", str(data_dir), "-U", "artpulse",
-             "--auth=trust", "--no-sync", "-E", "UTF8"]
+            [
+                str(PG_BIN / "initdb"),
+                "-D",
+                str(data_dir),
+                "-U",
+                "artpulse",
+                "--auth=trust",
+                "--no-sync",
+                "-E",
+                "UTF8",
+            ]
         )
     )
     options = f"-p {port} -k {socket_dir} -c listen_addresses=127.0.0.1 -c fsync=off"
     _run(
         _as_server_user(
-            [str(PG_BIN / "pg_ctl"), "-D", str(data_dir), "-o", options,
-             "-l", str(base_dir / "server.log"), "-w", "-t", "60", "start"]
+            [
+                str(PG_BIN / "pg_ctl"),
+                "-D",
+                str(data_dir),
+                "-o",
+                options,
+                "-l",
+                str(base_dir / "server.log"),
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ]
         )
     )
     try:
         _run(
-            [str(PG_BIN / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "artpulse",
-             "artpulse"]
+            [
+                str(PG_BIN / "createdb"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "-U",
+                "artpulse",
+                "artpulse",
+            ]
         )
         yield f"postgresql+psycopg://artpulse@127.0.0.1:{port}/artpulse"
     finally:
         subprocess.run(
-            _as_server_user([str(PG_BIN / "pg_ctl"), "-D", str(data_dir), "-m", "fast", "-w", "stop"]),
+            _as_server_user(
+                [str(PG_BIN / "pg_ctl"), "-D", str(data_dir), "-m", "fast", "-w", "stop"]
+            ),
             check=False,
             capture_output=True,
         )
