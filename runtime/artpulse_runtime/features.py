@@ -26,27 +26,42 @@ __all__ = [
 ImageInput = bytes | Image.Image
 
 
+_LEVELS = np.arange(256, dtype=np.int64)
+
+
+def _features_of(image: Image.Image) -> tuple[float, float, float, float, float]:
+    """The five features of one prepared image, from exact integer sums.
+
+    Pillow's per-band histograms give the HSV sums and the grey moments in C; only the
+    neighbour differences for ``edges`` need numpy.
+    """
+    width, height = image.size
+    pixels = width * height
+    hue, sat, val = (
+        np.asarray(image.convert("HSV").histogram(), dtype=np.int64).reshape(3, 256) @ _LEVELS
+    )
+    gray_image = image.convert("L")
+    gray_histogram = np.asarray(gray_image.histogram(), dtype=np.int64)
+    gray_sum = int(gray_histogram @ _LEVELS)
+    gray_squares = int(gray_histogram @ (_LEVELS * _LEVELS))
+
+    mean = gray_sum / pixels
+    variance = max(gray_squares / pixels - mean * mean, 0.0)
+    contrast = min(2.0 * np.sqrt(variance) / 255.0, 1.0)
+
+    gray = np.asarray(gray_image, dtype=np.int16)
+    across = int(np.abs(np.diff(gray, axis=1)).sum()) / (height * (width - 1) * 255.0)
+    down = int(np.abs(np.diff(gray, axis=0)).sum()) / ((height - 1) * width * 255.0)
+    edges = min((across + down) / 2.0, 1.0)
+
+    scale = pixels * 255.0
+    return (hue / scale, sat / scale, val / scale, contrast, edges)
+
+
 def features_from_prepared(images: Sequence[Image.Image]) -> np.ndarray:
     """Compute the (N, 5) float32 features of RGB images already prepared by ``prepare_image``."""
-    if not images:
-        return np.empty((0, len(FEATURE_NAMES)), dtype=np.float32)
-    hsv = np.stack([np.asarray(img.convert("HSV")) for img in images])  # (N, H, W, 3) uint8
-    gray = np.stack([np.asarray(img.convert("L")) for img in images]).astype(np.int64)
-    count, height, width = gray.shape
-    pixels = height * width
-
-    hsv_means = hsv.reshape(count, pixels, 3).sum(axis=1, dtype=np.int64) / (pixels * 255.0)
-
-    flat = gray.reshape(count, pixels)
-    mean = flat.sum(axis=1) / pixels
-    variance = np.maximum((flat * flat).sum(axis=1) / pixels - mean * mean, 0.0)
-    contrast = np.clip(2.0 * np.sqrt(variance) / 255.0, 0.0, 1.0)
-
-    across = np.abs(np.diff(gray, axis=2)).sum(axis=(1, 2)) / (height * (width - 1) * 255.0)
-    down = np.abs(np.diff(gray, axis=1)).sum(axis=(1, 2)) / ((height - 1) * width * 255.0)
-    edges = np.clip((across + down) / 2.0, 0.0, 1.0)
-
-    return np.column_stack([hsv_means, contrast, edges]).astype(np.float32)
+    rows = [_features_of(image) for image in images]
+    return np.asarray(rows, dtype=np.float32).reshape(len(rows), len(FEATURE_NAMES))
 
 
 def extract_features(image: ImageInput, limits: DecodeLimits = DEFAULT_LIMITS) -> np.ndarray:
