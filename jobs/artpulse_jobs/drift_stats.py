@@ -1,0 +1,202 @@
+"""Drift statistics that can be fed chunk by chunk, so a window of any size fits in memory.
+
+Per feature, a :class:`FeatureAccumulator` keeps only counts whose size depends on the
+reference, never on the number of events:
+
+- counts per reference quantile bin (population stability index);
+- counts of current values at and below each distinct value of the reference sample, which
+  is all the two-sample Kolmogorov-Smirnov statistic needs (exact, not approximated);
+- a fine histogram over [0, 1] (the contract's feature range) for the Wasserstein distance
+  and the report's histograms;
+- the sum, sum of squares, minimum and maximum.
+
+:class:`LabelAccumulator` counts predicted labels. The functions below turn those counts into
+statistics with scipy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from scipy import stats
+from scipy.spatial import distance
+
+from artpulse_runtime.constants import LABELS
+
+PSI_EPSILON = 1e-4
+"""Proportion used in place of an empty bin, so the PSI logarithm stays finite."""
+
+GRID_BINS = 1000
+"""Bins of the fine histogram over [0, 1]; the Wasserstein error is at most half a bin."""
+
+
+def population_stability_index(reference_counts: np.ndarray, current_counts: np.ndarray) -> float:
+    """PSI = sum((c - r) * ln(c / r)) over bins of the proportions ``r`` and ``c``."""
+    reference = np.asarray(reference_counts, dtype=np.float64)
+    current = np.asarray(current_counts, dtype=np.float64)
+    if reference.shape != current.shape:
+        raise ValueError(f"bin counts differ in shape: {reference.shape} vs {current.shape}")
+    r = np.maximum(reference / max(reference.sum(), 1.0), PSI_EPSILON)
+    c = np.maximum(current / max(current.sum(), 1.0), PSI_EPSILON)
+    return float(np.sum((c - r) * np.log(c / r)))
+
+
+def adjust_p_values(p_values: Sequence[float], method: str = "holm") -> list[float]:
+    """Family-wise corrected p-values: ``holm`` (step-down) or ``bonferroni``."""
+    p = np.asarray(p_values, dtype=np.float64)
+    m = p.size
+    if method == "bonferroni":
+        return np.minimum(p * m, 1.0).tolist()
+    if method != "holm":
+        raise ValueError(f"unknown p-value correction {method!r}; expected 'holm' or 'bonferroni'")
+    order = np.argsort(p)
+    stepped = np.maximum.accumulate(p[order] * (m - np.arange(m)))
+    adjusted = np.empty(m)
+    adjusted[order] = np.minimum(stepped, 1.0)
+    return adjusted.tolist()
+
+
+def ks_p_value(statistic: float, n_reference: int, n_current: int) -> float:
+    """Two-sided p-value of a two-sample KS statistic: Smirnov's asymptotic distribution.
+
+    The same computation as ``scipy.stats.ks_2samp(..., method="asymp")``.
+    """
+    m, n = sorted((float(n_reference), float(n_current)), reverse=True)
+    effective = m * n / (m + n)
+    return float(np.clip(stats.kstwo.sf(statistic, np.round(effective)), 0.0, 1.0))
+
+
+def label_tests(
+    reference_counts: np.ndarray, current_counts: np.ndarray
+) -> tuple[float, float, float]:
+    """Chi-square test of homogeneity between reference and current label counts.
+
+    A two-sample test (a 2 x labels contingency table), so the reference's own sampling noise
+    is accounted for; labels absent from both are left out. Returns ``(chi2, p_value,
+    jensen_shannon_distance)``; the distance uses base 2, so it lies in [0, 1].
+    """
+    table = np.vstack(
+        [np.asarray(reference_counts, dtype=np.float64), np.asarray(current_counts, np.float64)]
+    )
+    used = table.sum(axis=0) > 0
+    if used.sum() < 2:
+        chi2, p_value = 0.0, 1.0
+    else:
+        result = stats.chi2_contingency(table[:, used], correction=False)
+        chi2, p_value = float(result.statistic), float(result.pvalue)
+    proportions = table / table.sum(axis=1, keepdims=True)
+    js = distance.jensenshannon(proportions[0], proportions[1], base=2)
+    return chi2, p_value, float(js)
+
+
+class FeatureAccumulator:
+    """Streaming summary of one feature's current values against its reference."""
+
+    def __init__(self, reference_sample: np.ndarray, bin_edges: Sequence[float]) -> None:
+        sample = np.sort(np.asarray(reference_sample, dtype=np.float64))
+        if sample.size == 0:
+            raise ValueError("the reference sample is empty; the KS test needs reference values")
+        self.reference_values, counts = np.unique(sample, return_counts=True)
+        self.reference_cdf = np.cumsum(counts) / sample.size
+        self.reference_n = int(sample.size)
+        self.bin_edges = np.asarray(bin_edges, dtype=np.float64)
+        self.bin_counts = np.zeros(max(self.bin_edges.size - 1, 1), dtype=np.int64)
+        size = self.reference_values.size + 1
+        self._at_or_below = np.zeros(size, dtype=np.int64)
+        self._below = np.zeros(size, dtype=np.int64)
+        self.grid_counts = np.zeros(GRID_BINS, dtype=np.int64)
+        self.n = 0
+        self._sum = 0.0
+        self._sum_squares = 0.0
+        self.minimum = float("inf")
+        self.maximum = float("-inf")
+
+    def update(self, values: np.ndarray) -> None:
+        """Add a chunk of finite current values."""
+        v = np.asarray(values, dtype=np.float64)
+        if v.size == 0:
+            return
+        inner = self.bin_edges[1:-1]
+        self.bin_counts += np.bincount(
+            np.searchsorted(inner, v, side="right"), minlength=self.bin_counts.size
+        )
+        size = self._at_or_below.size
+        # Position j = number of reference values strictly below (left) or at-or-below
+        # (right) v: v <= u_j  <=>  left <= j, and v < u_j  <=>  right <= j.
+        left = np.searchsorted(self.reference_values, v, side="left")
+        right = np.searchsorted(self.reference_values, v, side="right")
+        self._at_or_below += np.bincount(left, minlength=size)
+        self._below += np.bincount(right, minlength=size)
+        cells = np.clip((v * GRID_BINS).astype(np.int64), 0, GRID_BINS - 1)
+        self.grid_counts += np.bincount(cells, minlength=GRID_BINS)
+        self.n += int(v.size)
+        self._sum += float(v.sum())
+        self._sum_squares += float(np.square(v).sum())
+        self.minimum = min(self.minimum, float(v.min()))
+        self.maximum = max(self.maximum, float(v.max()))
+
+    @property
+    def mean(self) -> float:
+        """Mean of the current values (NaN when there are none)."""
+        return self._sum / self.n if self.n else float("nan")
+
+    @property
+    def std(self) -> float:
+        """Population standard deviation of the current values (NaN when there are none)."""
+        if not self.n:
+            return float("nan")
+        return float(np.sqrt(max(self._sum_squares / self.n - self.mean**2, 0.0)))
+
+    def ks_statistic(self) -> float:
+        """Exact two-sample KS statistic sup |F_ref - F_cur| (same value as ``ks_2samp``).
+
+        Between two consecutive reference values ``F_ref`` is flat and ``F_cur`` rises, so the
+        supremum is reached at a reference value or just below the next one; both are known
+        from the counts.
+        """
+        if not self.n:
+            return float("nan")
+        at_or_below = np.cumsum(self._at_or_below)[:-1] / self.n  # F_cur(u_j)
+        below = np.cumsum(self._below)[:-1] / self.n  # F_cur(u_j-)
+        previous_cdf = np.concatenate(([0.0], self.reference_cdf[:-1]))  # F_ref(u_j-)
+        return float(
+            max(
+                np.max(np.abs(self.reference_cdf - at_or_below)),
+                np.max(np.abs(previous_cdf - below)),
+            )
+        )
+
+    def wasserstein(self) -> float:
+        """Wasserstein-1 distance between the current values (fine histogram) and the sample."""
+        if not self.n:
+            return float("nan")
+        centers = (np.arange(GRID_BINS) + 0.5) / GRID_BINS
+        used = self.grid_counts > 0
+        return float(
+            stats.wasserstein_distance(
+                centers[used],
+                self.reference_values,
+                u_weights=self.grid_counts[used],
+                v_weights=np.diff(np.concatenate(([0.0], self.reference_cdf))),
+            )
+        )
+
+
+class LabelAccumulator:
+    """Streaming counts of predicted labels, in ``LABELS`` order, plus unknown labels."""
+
+    def __init__(self) -> None:
+        self.counts = np.zeros(len(LABELS), dtype=np.int64)
+        self.unknown = 0
+        self._index = {label: i for i, label in enumerate(LABELS)}
+
+    def update(self, labels: np.ndarray) -> None:
+        """Add a chunk of predicted labels (strings)."""
+        values, counts = np.unique(np.asarray(labels, dtype=object).astype(str), return_counts=True)
+        for value, count in zip(values, counts, strict=True):
+            index = self._index.get(str(value))
+            if index is None:
+                self.unknown += int(count)
+            else:
+                self.counts[index] += int(count)
