@@ -1,0 +1,93 @@
+"""Rows of the event table <-> Python values and numpy columns, tuned for bulk reads."""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+
+from artpulse_runtime.constants import FEATURE_NAMES, LABELS
+from artpulse_runtime.events.model import EventChunk, PredictionEvent
+from artpulse_runtime.events.schema import FEATURE_COLUMNS, prediction_events
+
+PROBABILITIES = struct.Struct(f"<{len(LABELS)}f")
+"""Probabilities are kept as little-endian float32 values, 4 bytes each."""
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_N_FEATURES = len(FEATURE_NAMES)
+
+
+def event_row(event: PredictionEvent) -> dict[str, Any]:
+    """The insert parameters for one event."""
+    row: dict[str, Any] = {
+        "timestamp": event.timestamp,
+        "request_id": event.request_id,
+        "model_name": event.model_name,
+        "model_version": event.model_version,
+        "input_kind": event.input_kind,
+        "label": event.label,
+        "probabilities": PROBABILITIES.pack(*event.probabilities),
+    }
+    row.update(zip(FEATURE_NAMES, event.features, strict=True))
+    return row
+
+
+def timestamp_expression(dialect: Dialect) -> sa.ColumnElement[Any]:
+    """The timestamp in a form numpy converts fast.
+
+    SQLite: the stored UTC text as is (numpy parses ISO text ~40x faster than it converts
+    ``datetime`` objects). PostgreSQL: whole microseconds since the epoch, computed exactly
+    in ``numeric``.
+    """
+    column = prediction_events.c.timestamp
+    if dialect.name == "sqlite":
+        return sa.type_coerce(column, sa.String()).label("ts_raw")
+    micros = sa.extract("epoch", column) * sa.literal(1_000_000, sa.Numeric())
+    return sa.cast(micros, sa.BigInteger()).label("ts_raw")
+
+
+def chunk_columns(dialect: Dialect) -> list[sa.ColumnElement[Any]]:
+    """Columns selected for a chunk: raw timestamp, id, features, label, version, probabilities."""
+    table = prediction_events.c
+    return [
+        timestamp_expression(dialect),
+        table.id,
+        *FEATURE_COLUMNS,
+        table.label,
+        table.model_version,
+        table.probabilities,
+    ]
+
+
+def _timestamps(values: Sequence[Any], dialect: Dialect) -> np.ndarray:
+    if dialect.name == "sqlite":
+        return np.array(values, dtype="datetime64[us]")
+    return np.array(values, dtype=np.int64).view("datetime64[us]")
+
+
+def rows_to_chunk(rows: Sequence[Sequence[Any]], dialect: Dialect) -> EventChunk:
+    """Turn rows selected with ``chunk_columns`` into an ``EventChunk``."""
+    columns = list(zip(*rows, strict=True))
+    features = np.empty((len(rows), _N_FEATURES), dtype=np.float32)
+    for index in range(_N_FEATURES):
+        features[:, index] = columns[2 + index]
+    label_column = 2 + _N_FEATURES
+    probabilities = np.frombuffer(bytearray(b"".join(columns[label_column + 2])), dtype="<f4")
+    return EventChunk(
+        timestamps=_timestamps(columns[0], dialect),
+        features=features,
+        labels=np.array(columns[label_column], dtype=object),
+        model_versions=np.array(columns[label_column + 1], dtype=object),
+        probabilities=probabilities.reshape(len(rows), len(LABELS)),
+    )
+
+
+def as_utc_datetime(value: np.datetime64) -> datetime:
+    """A ``datetime64`` value (naive UTC) as an aware UTC ``datetime``."""
+    micros = int(value.astype("datetime64[us]").astype(np.int64))
+    return _EPOCH + timedelta(microseconds=micros)

@@ -1,0 +1,96 @@
+"""The prediction event table (SQLAlchemy Core) and its idempotent, race-safe creation."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.schema import CreateIndex, CreateTable
+
+from artpulse_runtime.constants import FEATURE_NAMES
+
+EVENTS_TABLE_NAME = "prediction_events"
+
+SCHEMA_LOCK_KEY = 0x41525450  # "ARTP": PostgreSQL advisory lock serialising schema creation
+
+
+class UTCDateTime(sa.TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend.
+
+    PostgreSQL keeps ``timestamptz``; SQLite keeps naive UTC text, whose order is time order.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Convert an aware datetime to UTC (naive for SQLite); refuse naive ones."""
+        if value is None:
+            return None
+        if value.utcoffset() is None:
+            raise ValueError(f"timestamps must be timezone-aware, got naive {value!r}")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        """Return the stored instant as an aware UTC datetime."""
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def _id_type() -> sa.types.TypeEngine[int]:
+    # SQLite only auto-increments an INTEGER PRIMARY KEY (the rowid), not BIGINT.
+    return sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+metadata = sa.MetaData()
+
+prediction_events = sa.Table(
+    EVENTS_TABLE_NAME,
+    metadata,
+    sa.Column("id", _id_type(), primary_key=True, autoincrement=True),
+    sa.Column("timestamp", UTCDateTime(), nullable=False),
+    sa.Column("request_id", sa.String(), nullable=False),
+    sa.Column("model_name", sa.String(), nullable=False),
+    sa.Column("model_version", sa.String(), nullable=False),
+    sa.Column("input_kind", sa.String(), nullable=False),
+    *(sa.Column(name, sa.REAL(), nullable=False) for name in FEATURE_NAMES),
+    sa.Column("label", sa.String(), nullable=False),
+    # Five little-endian float32 values in LABELS order (20 bytes); see store.py.
+    sa.Column("probabilities", sa.LargeBinary(), nullable=False),
+)
+"""One row per prediction; features as five REAL columns so SQL can aggregate them."""
+
+sa.Index(
+    "ix_prediction_events_timestamp",
+    prediction_events.c.timestamp,
+    prediction_events.c.id,
+)
+sa.Index(
+    "ix_prediction_events_model_version",
+    prediction_events.c.model_version,
+    prediction_events.c.timestamp,
+    prediction_events.c.id,
+)
+
+FEATURE_COLUMNS: tuple[sa.Column[Any], ...] = tuple(prediction_events.c[n] for n in FEATURE_NAMES)
+"""The feature columns, in ``FEATURE_NAMES`` order."""
+
+
+def create_schema(connection: Connection) -> None:
+    """Create the table and its indexes if absent, inside the caller's transaction.
+
+    Safe when several processes start at once: ``IF NOT EXISTS`` on SQLite (DDL runs under
+    its database write lock) and, on PostgreSQL, a transaction-scoped advisory lock, since
+    concurrent ``CREATE ... IF NOT EXISTS`` can still collide in its catalog.
+    """
+    if connection.dialect.name == "postgresql":
+        connection.execute(sa.select(sa.func.pg_advisory_xact_lock(SCHEMA_LOCK_KEY)))
+    connection.execute(CreateTable(prediction_events, if_not_exists=True))
+    for index in sorted(prediction_events.indexes, key=lambda item: str(item.name)):
+        connection.execute(CreateIndex(index, if_not_exists=True))

@@ -1,0 +1,255 @@
+"""The prediction event store: one interface over SQLite (default) and PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, Connection, Engine
+
+from artpulse_runtime.events.columnar import (
+    as_utc_datetime,
+    chunk_columns,
+    event_row,
+    rows_to_chunk,
+)
+from artpulse_runtime.events.model import EventChunk, PredictionEvent
+from artpulse_runtime.events.schema import create_schema, prediction_events
+
+SQLITE_BUSY_TIMEOUT_S = 10.0
+"""How long a SQLite connection waits for another writer's lock before failing."""
+
+POSTGRES_CONNECT_TIMEOUT_S = 5
+"""How long a PostgreSQL connection attempt may take, so an unreachable host fails fast."""
+
+SUPPORTED_SCHEMES = ("sqlite:///<path>", "postgresql+psycopg://<user>@<host>:<port>/<db>")
+
+
+class UnsupportedEventStoreURL(ValueError):
+    """The event store URL names a database this store does not support."""
+
+
+def _parse_url(url: str) -> URL:
+    try:
+        parsed = sa.make_url(url)
+    except sa.exc.ArgumentError as error:
+        raise UnsupportedEventStoreURL(
+            f"event store URL {url!r} is not a SQLAlchemy URL; use one of {SUPPORTED_SCHEMES}"
+        ) from error
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    if parsed.drivername not in ("sqlite", "sqlite+pysqlite", "postgresql+psycopg"):
+        shown = parsed.render_as_string(hide_password=True)
+        raise UnsupportedEventStoreURL(
+            f"event store URL {shown!r} uses driver {parsed.drivername!r}; "
+            f"use one of {SUPPORTED_SCHEMES}"
+        )
+    return parsed
+
+
+def _sqlite_file(url: URL) -> Path | None:
+    database = url.database or ""
+    if database in ("", ":memory:") or database.startswith("file:"):
+        return None
+    return Path(database)
+
+
+def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    # WAL lets the drift job read while the server writes; the busy timeout makes a second
+    # writer wait for the lock instead of failing at once.
+    cursor = dbapi_connection.cursor()
+    cursor.execute(f"PRAGMA busy_timeout = {int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
+    cursor.execute("PRAGMA journal_mode = WAL")
+    cursor.execute("PRAGMA synchronous = NORMAL")
+    cursor.close()
+
+
+def _create_engine(url: URL) -> Engine:
+    if url.drivername.startswith("sqlite"):
+        engine = sa.create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
+        sa.event.listen(engine, "connect", _on_sqlite_connect)
+        return engine
+    connect_args: dict[str, Any] = {}
+    if "connect_timeout" not in url.query:
+        connect_args["connect_timeout"] = POSTGRES_CONNECT_TIMEOUT_S
+    return sa.create_engine(url, pool_pre_ping=True, connect_args=connect_args)
+
+
+def _require_aware(name: str, value: datetime | None) -> None:
+    if value is not None and value.utcoffset() is None:
+        raise ValueError(f"{name} must be a timezone-aware datetime, got naive {value!r}")
+
+
+def _require_positive(name: str, value: int | None) -> None:
+    if value is not None and (isinstance(value, bool) or value < 1):
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+def _key_values(timestamp: datetime, event_id: int) -> sa.Tuple:
+    """The bound (timestamp, id) pair that keyset pagination compares against."""
+    table = prediction_events.c
+    return sa.tuple_(
+        sa.literal(timestamp, table.timestamp.type), sa.literal(event_id, table.id.type)
+    )
+
+
+class EventStore:
+    """Prediction events in one SQL database, written in batches and read in chunks.
+
+    The schema is created on first use. Thread-safe: each call borrows a pooled connection.
+    """
+
+    def __init__(self, url: str) -> None:
+        """Prepare a store for ``url`` (``sqlite:///path`` or ``postgresql+psycopg://...``).
+
+        Nothing is connected yet; an unsupported URL raises ``UnsupportedEventStoreURL``.
+        """
+        self._url = _parse_url(url)
+        self._engine = _create_engine(self._url)
+        self._schema_lock = threading.Lock()
+        self._schema_ready = False
+
+    @property
+    def display_url(self) -> str:
+        """The store URL with any password hidden, for logs and messages."""
+        return self._url.render_as_string(hide_password=True)
+
+    @property
+    def engine(self) -> Engine:
+        """The SQLAlchemy engine, for callers that aggregate ``schema.prediction_events`` in SQL."""
+        return self._engine
+
+    def ensure_schema(self) -> None:
+        """Create the table and indexes if they do not exist yet (idempotent, race-safe)."""
+        if self._schema_ready:
+            return
+        with self._schema_lock:
+            if self._schema_ready:
+                return
+            path = _sqlite_file(self._url)
+            if path is not None:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            with self._engine.begin() as connection:
+                create_schema(connection)
+            self._schema_ready = True
+
+    def write(self, events: Sequence[PredictionEvent]) -> None:
+        """Insert ``events`` in one transaction (all or none)."""
+        if not events:
+            return
+        rows = [event_row(event) for event in events]
+        self.ensure_schema()
+        try:
+            with self._engine.begin() as connection:
+                connection.execute(prediction_events.insert(), rows)
+        except Exception:
+            # The database may have been replaced by an empty one: check the schema again.
+            self._schema_ready = False
+            raise
+
+    def count(
+        self,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        model_version: str | None = None,
+    ) -> int:
+        """Number of events with ``since <= timestamp < until`` (and of ``model_version``)."""
+        conditions = self._conditions(since, until, model_version)
+        self.ensure_schema()
+        query = sa.select(sa.func.count()).select_from(prediction_events).where(*conditions)
+        with self._engine.connect() as connection:
+            return int(connection.execute(query).scalar_one())
+
+    def iter_chunks(
+        self,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        model_version: str | None = None,
+        last_n: int | None = None,
+        chunk_size: int = 100_000,
+    ) -> Iterator[EventChunk]:
+        """Yield the matching events oldest first, at most ``chunk_size`` per chunk.
+
+        Filters as in ``count``; ``last_n`` keeps only the newest ``last_n`` matching events.
+        Each chunk is one keyset-paginated query (``(timestamp, id) > last seen``), so memory
+        stays bounded by the chunk size and no transaction stays open between chunks.
+        """
+        _require_positive("chunk_size", chunk_size)
+        _require_positive("last_n", last_n)
+        conditions = self._conditions(since, until, model_version)
+        return self._chunks(conditions, last_n, chunk_size)
+
+    def close(self) -> None:
+        """Release every pooled connection."""
+        self._engine.dispose()
+
+    @staticmethod
+    def _conditions(
+        since: datetime | None, until: datetime | None, model_version: str | None
+    ) -> list[sa.ColumnElement[bool]]:
+        _require_aware("since", since)
+        _require_aware("until", until)
+        table = prediction_events.c
+        conditions: list[sa.ColumnElement[bool]] = []
+        if since is not None:
+            conditions.append(table.timestamp >= since)
+        if until is not None:
+            conditions.append(table.timestamp < until)
+        if model_version is not None:
+            conditions.append(table.model_version == model_version)
+        return conditions
+
+    def _chunks(
+        self, conditions: list[sa.ColumnElement[bool]], last_n: int | None, chunk_size: int
+    ) -> Iterator[EventChunk]:
+        self.ensure_schema()
+        key = sa.tuple_(prediction_events.c.timestamp, prediction_events.c.id)
+        remaining = last_n
+        position: sa.ColumnElement[bool] | None = None
+        if last_n is not None:
+            with self._engine.connect() as connection:
+                start = self._start_of_last_n(connection, conditions, last_n)
+            if start is not None:
+                position = key >= _key_values(*start)
+        columns = chunk_columns(self._engine.dialect)
+        while remaining is None or remaining > 0:
+            limit = chunk_size if remaining is None else min(chunk_size, remaining)
+            query = sa.select(*columns).where(*conditions).order_by(*key.clauses).limit(limit)
+            if position is not None:
+                query = query.where(position)
+            with self._engine.connect() as connection:
+                rows = connection.execute(query).all()
+            if not rows:
+                return
+            chunk = rows_to_chunk(rows, self._engine.dialect)
+            last_id = rows[-1][1]
+            del rows
+            yield chunk
+            if len(chunk) < limit:
+                return
+            if remaining is not None:
+                remaining -= len(chunk)
+            position = key > _key_values(as_utc_datetime(chunk.timestamps[-1]), last_id)
+
+    @staticmethod
+    def _start_of_last_n(
+        connection: Connection, conditions: list[sa.ColumnElement[bool]], last_n: int
+    ) -> tuple[datetime, int] | None:
+        # One index-ordered probe for the (timestamp, id) of the last_n-th newest event;
+        # None when there are fewer, i.e. read from the start.
+        table = prediction_events.c
+        query = (
+            sa.select(table.timestamp, table.id)
+            .where(*conditions)
+            .order_by(table.timestamp.desc(), table.id.desc())
+            .offset(last_n - 1)
+            .limit(1)
+        )
+        row = connection.execute(query).first()
+        return None if row is None else (row[0], row[1])
