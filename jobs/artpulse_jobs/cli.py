@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import click
 
+from artpulse_jobs.predict_command import predict
+from artpulse_jobs.serve_command import serve
+
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
@@ -13,3 +16,7 @@ def main() -> None:
     state folder, default ./.artpulse), MLFLOW_TRACKING_URI (default: a SQLite store in the
     state folder), ARTPULSE_EVENTS_URL (default: SQLite in the state folder).
     """
+
+
+main.add_command(serve)
+main.add_command(predict)

@@ -1,0 +1,194 @@
+"""A small V2 client for the ArtPulse server, over REST (JSON, base64 images) or gRPC.
+
+gRPC uses MLServer's own generated stubs (``mlserver.grpc.dataplane_pb2``); tritonclient's
+gRPC module registers the same protobuf symbols and cannot be imported alongside them.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+import numpy as np
+import requests
+from mlserver.grpc import dataplane_pb2 as pb
+from mlserver.grpc import dataplane_pb2_grpc as pb_grpc
+
+from artpulse_runtime.constants import (
+    FEATURE_NAMES,
+    INPUT_FEATURES,
+    INPUT_IMAGE,
+    LABELS,
+    MODEL_NAME,
+    OUTPUT_FEATURES,
+    OUTPUT_LABEL,
+    OUTPUT_PROBABILITIES,
+)
+
+DEFAULT_TIMEOUT = 30.0
+
+
+class PredictionError(RuntimeError):
+    """The server refused or failed a request; ``status`` is the HTTP status or gRPC code."""
+
+    def __init__(self, status: str, message: str) -> None:
+        super().__init__(f"{status}: {message}")
+        self.status = status
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One answer: a label, the five probabilities and the five features per row."""
+
+    labels: list[str]
+    probabilities: np.ndarray
+    """(N, 5) float32, columns in ``LABELS`` order."""
+    features: np.ndarray
+    """(N, 5) float32, columns in ``FEATURE_NAMES`` order."""
+    model_version: str
+    model_name: str = MODEL_NAME
+
+
+def image_request_json(images: Sequence[bytes]) -> dict[str, Any]:
+    """The REST (JSON) body of a request carrying encoded ``images``."""
+    return {
+        "inputs": [
+            {
+                "name": INPUT_IMAGE,
+                "datatype": "BYTES",
+                "shape": [len(images)],
+                "parameters": {"content_type": "base64"},
+                "data": [base64.b64encode(image).decode("ascii") for image in images],
+            }
+        ]
+    }
+
+
+def features_request_json(rows: Sequence[Sequence[float]]) -> dict[str, Any]:
+    """The REST (JSON) body of a request carrying feature ``rows`` (N, 5)."""
+    matrix = np.asarray(rows, dtype=np.float32).reshape(-1, len(FEATURE_NAMES))
+    return {
+        "inputs": [
+            {
+                "name": INPUT_FEATURES,
+                "datatype": "FP32",
+                "shape": list(matrix.shape),
+                "data": matrix.ravel().tolist(),
+            }
+        ]
+    }
+
+
+def _rest(http_url: str, body: dict[str, Any], timeout: float) -> Prediction:
+    url = f"{http_url.rstrip('/')}/v2/models/{MODEL_NAME}/infer"
+    response = requests.post(url, json=body, timeout=timeout)
+    if response.status_code != 200:
+        try:
+            message = str(response.json().get("error") or response.json())
+        except ValueError:
+            message = response.text
+        raise PredictionError(str(response.status_code), message)
+    return prediction_from_json(response.json())
+
+
+def prediction_from_json(answer: dict[str, Any]) -> Prediction:
+    """Read a REST (JSON) inference response."""
+    outputs = {output["name"]: output for output in answer["outputs"]}
+    return Prediction(
+        labels=[str(label) for label in outputs[OUTPUT_LABEL]["data"]],
+        probabilities=np.asarray(outputs[OUTPUT_PROBABILITIES]["data"], np.float32).reshape(
+            -1, len(LABELS)
+        ),
+        features=np.asarray(outputs[OUTPUT_FEATURES]["data"], np.float32).reshape(
+            -1, len(FEATURE_NAMES)
+        ),
+        model_version=str(answer.get("model_version")),
+        model_name=str(answer.get("model_name")),
+    )
+
+
+def predict_images_rest(
+    http_url: str, images: Sequence[bytes], timeout: float = DEFAULT_TIMEOUT
+) -> Prediction:
+    """Classify encoded ``images`` over REST (base64 in JSON)."""
+    return _rest(http_url, image_request_json(images), timeout)
+
+
+def predict_features_rest(
+    http_url: str, rows: Sequence[Sequence[float]], timeout: float = DEFAULT_TIMEOUT
+) -> Prediction:
+    """Classify feature ``rows`` (N, 5) over REST."""
+    return _rest(http_url, features_request_json(rows), timeout)
+
+
+def image_request_grpc(images: Sequence[bytes]) -> pb.ModelInferRequest:
+    """The gRPC request carrying encoded ``images`` as raw bytes."""
+    tensor = pb.ModelInferRequest.InferInputTensor(
+        name=INPUT_IMAGE,
+        datatype="BYTES",
+        shape=[len(images)],
+        contents=pb.InferTensorContents(bytes_contents=list(images)),
+    )
+    return pb.ModelInferRequest(model_name=MODEL_NAME, inputs=[tensor])
+
+
+def features_request_grpc(rows: Sequence[Sequence[float]]) -> pb.ModelInferRequest:
+    """The gRPC request carrying feature ``rows`` (N, 5)."""
+    matrix = np.asarray(rows, dtype=np.float32).reshape(-1, len(FEATURE_NAMES))
+    tensor = pb.ModelInferRequest.InferInputTensor(
+        name=INPUT_FEATURES,
+        datatype="FP32",
+        shape=list(matrix.shape),
+        contents=pb.InferTensorContents(fp32_contents=matrix.ravel().tolist()),
+    )
+    return pb.ModelInferRequest(model_name=MODEL_NAME, inputs=[tensor])
+
+
+def prediction_from_grpc(answer: pb.ModelInferResponse) -> Prediction:
+    """Read a gRPC inference response."""
+    outputs = {output.name: output.contents for output in answer.outputs}
+    return Prediction(
+        labels=[label.decode() for label in outputs[OUTPUT_LABEL].bytes_contents],
+        probabilities=np.asarray(outputs[OUTPUT_PROBABILITIES].fp32_contents, np.float32).reshape(
+            -1, len(LABELS)
+        ),
+        features=np.asarray(outputs[OUTPUT_FEATURES].fp32_contents, np.float32).reshape(
+            -1, len(FEATURE_NAMES)
+        ),
+        model_version=answer.model_version,
+        model_name=answer.model_name,
+    )
+
+
+def infer_grpc(
+    grpc_target: str, request: pb.ModelInferRequest, timeout: float = DEFAULT_TIMEOUT
+) -> Prediction:
+    """Send one gRPC ModelInfer request; raise PredictionError with the server's message."""
+    with grpc.insecure_channel(
+        grpc_target,
+        options=[("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)],
+    ) as channel:
+        stub = pb_grpc.GRPCInferenceServiceStub(channel)
+        try:
+            answer = stub.ModelInfer(request, timeout=timeout)
+        except grpc.RpcError as exc:
+            raise PredictionError(exc.code().name, exc.details() or "") from exc
+    return prediction_from_grpc(answer)
+
+
+def predict_images_grpc(
+    grpc_target: str, images: Sequence[bytes], timeout: float = DEFAULT_TIMEOUT
+) -> Prediction:
+    """Classify encoded ``images`` over gRPC (raw bytes)."""
+    return infer_grpc(grpc_target, image_request_grpc(images), timeout)
+
+
+def predict_features_grpc(
+    grpc_target: str, rows: Sequence[Sequence[float]], timeout: float = DEFAULT_TIMEOUT
+) -> Prediction:
+    """Classify feature ``rows`` (N, 5) over gRPC."""
+    return infer_grpc(grpc_target, features_request_grpc(rows), timeout)

@@ -1,0 +1,183 @@
+"""Start and stop a real ``mlserver start runtime/`` process serving ArtPulse.
+
+Used by ``artpulse serve`` (which execs it), the demo, the tests and the benchmark. The
+server reads ArtPulse's configuration from the environment built here, and MLServer's from
+``MLSERVER_*`` variables: ``runtime/settings.json`` pins none of them.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+import artpulse_runtime
+from artpulse_runtime.constants import EVENTS_URL_ENV, MODEL_NAME, MODEL_URI_ENV, STATE_DIR_ENV
+from artpulse_runtime.settings import ArtPulseSettings
+
+SERVER_ENV_DEFAULTS: Mapping[str, str] = {
+    "MLSERVER_PARALLEL_WORKERS": "0",
+    "MLSERVER_DEBUG": "false",
+    "MLSERVER_GRPC_MAX_MESSAGE_LENGTH": str(64 * 1024 * 1024),
+}
+"""Defaults applied when the environment does not set them: no worker processes (the runtime
+decodes images on threads in-process, which is faster than MLServer's inter-process hop), no
+per-request access log, and gRPC messages large enough for a batch of full-size images."""
+
+STOP_TIMEOUT = 30.0
+
+
+class ServerStartError(RuntimeError):
+    """The server exited or did not become ready in time; the message holds its log's tail."""
+
+
+@dataclass(frozen=True)
+class ServerHandle:
+    """A running server: where to reach it and its process."""
+
+    http_url: str
+    grpc_target: str
+    metrics_url: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def log_text(self) -> str:
+        """Everything the server has logged so far."""
+        return self.log_path.read_text(errors="replace")
+
+
+def default_repository() -> Path:
+    """The ``runtime/`` folder holding settings.json and model-settings.json."""
+    folder = Path(artpulse_runtime.__file__).resolve().parent.parent
+    if not (folder / "model-settings.json").is_file():
+        raise FileNotFoundError(
+            f"no model-settings.json in {folder}; pass the MLServer repository folder explicitly"
+        )
+    return folder
+
+
+def mlserver_executable() -> str:
+    """Path of the ``mlserver`` command of this Python environment."""
+    beside = Path(sys.executable).parent / "mlserver"
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("mlserver")
+    if found is None:
+        raise FileNotFoundError("the mlserver command is not installed in this environment")
+    return found
+
+
+def server_environment(
+    settings: ArtPulseSettings,
+    *,
+    base: Mapping[str, str],
+    model_uri: str | None = None,
+    overrides: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """The environment of a server process: ``base`` + defaults + ArtPulse's resolved settings."""
+    env = dict(base)
+    for name, value in SERVER_ENV_DEFAULTS.items():
+        env.setdefault(name, value)
+    env[STATE_DIR_ENV] = str(settings.state_dir.resolve())
+    env["MLFLOW_TRACKING_URI"] = settings.resolved_tracking_uri
+    env[EVENTS_URL_ENV] = settings.resolved_events_url
+    env[MODEL_URI_ENV] = model_uri or settings.model_uri
+    env.update(overrides or {})
+    return env
+
+
+def _poll(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+@contextmanager
+def running_server(
+    settings: ArtPulseSettings,
+    *,
+    http_port: int,
+    grpc_port: int,
+    metrics_port: int,
+    model_uri: str | None = None,
+    timeout: float = 60,
+    repository: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    wait_for_model: bool = True,
+) -> Iterator[ServerHandle]:
+    """Run ``mlserver start <repository>`` on 127.0.0.1 until the block exits.
+
+    Waits until the model is ready (or, with ``wait_for_model=False``, until the server is
+    live), raising ServerStartError with the log's tail if it exits or ``timeout`` passes.
+    On exit the server gets SIGTERM, so it flushes its event queue before it stops.
+    """
+    state_dir = settings.ensure_state_dir()
+    log_dir = state_dir / "logs"
+    log_dir.mkdir(exist_ok=True)
+    log_path = log_dir / f"mlserver-{http_port}.log"
+    overrides = {
+        "MLSERVER_HOST": "127.0.0.1",
+        "MLSERVER_HTTP_PORT": str(http_port),
+        "MLSERVER_GRPC_PORT": str(grpc_port),
+        "MLSERVER_METRICS_PORT": str(metrics_port),
+        **(env or {}),
+    }
+    process_env = server_environment(
+        settings, base=os.environ, model_uri=model_uri, overrides=overrides
+    )
+    command = [mlserver_executable(), "start", str(repository or default_repository())]
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            command, env=process_env, cwd=state_dir, stdout=log, stderr=subprocess.STDOUT
+        )
+    handle = ServerHandle(
+        http_url=f"http://127.0.0.1:{http_port}",
+        grpc_target=f"127.0.0.1:{grpc_port}",
+        metrics_url=f"http://127.0.0.1:{metrics_port}/metrics",
+        process=process,
+        log_path=log_path,
+    )
+    try:
+        _wait_until_up(handle, timeout, wait_for_model)
+        yield handle
+    finally:
+        stop_server(process)
+
+
+def _wait_until_up(handle: ServerHandle, timeout: float, wait_for_model: bool) -> None:
+    path = f"/v2/models/{MODEL_NAME}/ready" if wait_for_model else "/v2/health/live"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if handle.process.poll() is not None:
+            raise ServerStartError(
+                f"mlserver exited with code {handle.process.returncode}:\n"
+                + handle.log_text()[-4000:]
+            )
+        if _poll(handle.http_url + path):
+            return
+        time.sleep(0.1)
+    raise ServerStartError(
+        f"mlserver did not answer 200 on {path} within {timeout} s:\n" + handle.log_text()[-4000:]
+    )
+
+
+def stop_server(process: subprocess.Popen[bytes], timeout: float = STOP_TIMEOUT) -> int:
+    """Stop the server gracefully (SIGTERM, then SIGKILL after ``timeout``); return its code."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return process.returncode
