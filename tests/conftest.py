@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from artpulse_runtime.settings import ArtPulseSettings
 from artpulse_runtime.tracking import configure_tracking
@@ -37,6 +39,17 @@ def postgres_url() -> Iterator[str]:
         require_or_skip("REQUIRE_POSTGRES", "PostgreSQL 15 server binaries are not installed")
     with running_postgres() as url:
         yield url
+
+
+@pytest.fixture
+def fresh_postgres_url(postgres_url: str) -> str:
+    """A URL to a new, empty database on the session's PostgreSQL server (one per test)."""
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    engine = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    engine.dispose()
+    return sa.make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
 
 
 @pytest.fixture(scope="session")

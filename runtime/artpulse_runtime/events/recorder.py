@@ -150,7 +150,9 @@ class EventRecorder:
                     # The queue just became non-empty, or just reached a full batch.
                     self._condition.notify_all()
         except Exception:
-            logger.exception("EventRecorder.record failed; %d events not recorded", len(events))
+            logger.exception(
+                "EventRecorder.record failed on a %s; not recorded", type(events).__name__
+            )
             return
         if dropped:
             self._drop_warning.warn(
