@@ -1,0 +1,126 @@
+"""Render the kustomize overlays with the venv's pinned kubectl and walk the rendered objects."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+KUSTOMIZE_DIR = REPO / "kustomize"
+MANIFESTS_DIR = REPO / "manifests"
+KUBECTL = Path(sys.executable).parent / "kubectl"
+OVERLAYS = ("dev", "prod")
+COMPONENTS = ("ingress", "servicemonitor", "external-database")
+PROD_SECRET_ENV = "postgres.env"
+
+Obj = dict[str, Any]
+
+POD_TEMPLATE_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job")
+
+
+class RenderError(RuntimeError):
+    """``kubectl kustomize`` failed; the message carries its stderr."""
+
+
+def render_dir(path: Path) -> list[Obj]:
+    """Render a kustomization folder and return its objects (empty documents dropped)."""
+    result = subprocess.run(
+        [str(KUBECTL), "kustomize", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    if result.returncode != 0:
+        raise RenderError(f"kubectl kustomize {path} failed: {result.stderr.strip()}")
+    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+
+def copy_tree(workdir: Path, *, with_prod_secret: bool = True) -> Path:
+    """Copy ``kustomize/`` and ``manifests/`` into ``workdir`` and return the copied kustomize dir.
+
+    The prod overlay reads its credentials from an uncommitted ``postgres.env``; the copy gets
+    one made from the committed example (unless ``with_prod_secret`` is false), so rendering
+    never writes into the checkout.
+    """
+    target = workdir / "kustomize"
+    shutil.copytree(KUSTOMIZE_DIR, target, ignore=shutil.ignore_patterns(PROD_SECRET_ENV))
+    shutil.copytree(MANIFESTS_DIR, workdir / "manifests")
+    if with_prod_secret:
+        prod = target / "overlays" / "prod"
+        shutil.copyfile(prod / f"{PROD_SECRET_ENV}.example", prod / PROD_SECRET_ENV)
+    return target
+
+
+def render_overlay(name: str, workdir: Path, components: tuple[str, ...] = ()) -> list[Obj]:
+    """Render overlay ``name`` (from a copy in ``workdir``), optionally with extra components."""
+    tree = copy_tree(workdir)
+    if not components:
+        return render_dir(tree / "overlays" / name)
+    composed = workdir / "composed"
+    composed.mkdir()
+    document = {
+        "apiVersion": "kustomize.config.k8s.io/v1beta1",
+        "kind": "Kustomization",
+        "resources": [f"../kustomize/overlays/{name}"],
+        "components": [f"../kustomize/components/{component}" for component in components],
+    }
+    (composed / "kustomization.yaml").write_text(yaml.safe_dump(document))
+    return render_dir(composed)
+
+
+def find(objects: list[Obj], kind: str, name: str) -> Obj:
+    """The one object of ``kind`` named ``name``; ``KeyError`` naming both when absent."""
+    for obj in objects:
+        if obj["kind"] == kind and obj["metadata"]["name"] == name:
+            return obj
+    raise KeyError(f"no {kind} named {name!r} among the rendered objects")
+
+
+def pod_template(obj: Obj) -> Obj | None:
+    """The pod template (``metadata`` + ``spec``) of a workload, or None for other kinds."""
+    if obj["kind"] == "CronJob":
+        return dict(obj["spec"]["jobTemplate"]["spec"]["template"])
+    if obj["kind"] in POD_TEMPLATE_KINDS:
+        return dict(obj["spec"]["template"])
+    if obj["kind"] == "Pod":
+        return obj
+    return None
+
+
+def workloads(objects: list[Obj]) -> Iterator[tuple[Obj, Obj]]:
+    """Every (workload, pod template) pair among the objects."""
+    for obj in objects:
+        template = pod_template(obj)
+        if template is not None:
+            yield obj, template
+
+
+def containers(pod_spec: Obj) -> list[Obj]:
+    """Init and regular containers of a pod spec."""
+    return [*pod_spec.get("initContainers", []), *pod_spec.get("containers", [])]
+
+
+def label_selector_matches(selector: Obj, labels: dict[str, str]) -> bool:
+    """Whether a Kubernetes label selector (matchLabels / matchExpressions) selects ``labels``."""
+    for key, value in (selector.get("matchLabels") or {}).items():
+        if labels.get(key) != value:
+            return False
+    for expression in selector.get("matchExpressions") or []:
+        key, operator, values = expression["key"], expression["operator"], expression.get("values")
+        present = key in labels
+        if operator == "In" and (not present or labels[key] not in values):
+            return False
+        if operator == "NotIn" and present and labels[key] in values:
+            return False
+        if operator == "Exists" and not present:
+            return False
+        if operator == "DoesNotExist" and present:
+            return False
+    return True
