@@ -1,0 +1,297 @@
+"""Policy over the rendered overlays: security, resources, probes, images, references, wiring."""
+
+from __future__ import annotations
+
+import inspect
+import re
+
+import pytest
+
+from artpulse_runtime.constants import MODEL_NAME, MODEL_URI_ENV
+from artpulse_runtime.events import EventRecorder
+from support.kustomize import (
+    OVERLAYS,
+    Obj,
+    containers,
+    copy_tree,
+    find,
+    label_selector_matches,
+    render_dir,
+    render_overlay,
+    workloads,
+)
+
+LONG_RUNNING = ("Deployment", "StatefulSet", "DaemonSet")
+WRITABLE_ENV = ("HOME", "TMPDIR", "MPLCONFIGDIR", "ARTPULSE_STATE_DIR", "MLSERVER_METRICS_DIR")
+TOKEN_ALLOWED = {"artpulse-operator"}
+PINNED_MODEL_URI = re.compile(rf"^models:/{re.escape(MODEL_NAME)}/[1-9][0-9]*$")
+
+
+@pytest.fixture(scope="module", params=OVERLAYS)
+def objects(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> list[Obj]:
+    """The rendered objects of one overlay."""
+    return render_overlay(request.param, tmp_path_factory.mktemp(f"policy-{request.param}"))
+
+
+def _label(obj: Obj) -> str:
+    return f"{obj['kind']}/{obj['metadata']['name']}"
+
+
+def _service_selects(service: Obj, labels: dict[str, str]) -> bool:
+    selector = service["spec"].get("selector")
+    return bool(selector) and label_selector_matches({"matchLabels": selector}, labels)
+
+
+def _named(objects: list[Obj], kind: str) -> set[str]:
+    return {o["metadata"]["name"] for o in objects if o["kind"] == kind}
+
+
+def test_every_pod_runs_locked_down(objects: list[Obj]) -> None:
+    checked = 0
+    for obj, template in workloads(objects):
+        spec = template["spec"]
+        pod = spec.get("securityContext", {})
+        assert pod.get("runAsNonRoot") is True, f"{_label(obj)}: runAsNonRoot"
+        assert pod.get("runAsUser", 0) > 0, f"{_label(obj)}: numeric non-root runAsUser"
+        assert pod.get("seccompProfile") == {"type": "RuntimeDefault"}, _label(obj)
+        for container in containers(spec):
+            where = f"{_label(obj)} container {container['name']}"
+            context = container.get("securityContext", {})
+            assert context.get("allowPrivilegeEscalation") is False, where
+            assert context.get("readOnlyRootFilesystem") is True, where
+            assert context.get("capabilities") == {"drop": ["ALL"]}, where
+            assert not context.get("privileged"), where
+            assert context.get("runAsUser", 1) != 0, where
+            checked += 1
+    assert checked >= 7
+
+
+def test_service_account_tokens_only_where_the_api_is_used(objects: list[Obj]) -> None:
+    for obj, template in workloads(objects):
+        spec = template["spec"]
+        account = spec.get("serviceAccountName", "default")
+        mounted = spec.get("automountServiceAccountToken", True)
+        assert mounted is (account in TOKEN_ALLOWED), f"{_label(obj)} ({account}) token={mounted}"
+    for account in (o for o in objects if o["kind"] == "ServiceAccount"):
+        name = account["metadata"]["name"]
+        if name not in TOKEN_ALLOWED:
+            assert account.get("automountServiceAccountToken") is False, name
+
+
+def test_operator_account_is_bound_to_rbac(objects: list[Obj]) -> None:
+    bindings = [o for o in objects if o["kind"] in ("RoleBinding", "ClusterRoleBinding")]
+    bound = {
+        (subject.get("namespace"), subject["name"])
+        for binding in bindings
+        for subject in binding["subjects"]
+        if subject["kind"] == "ServiceAccount"
+    }
+    operator = find(objects, "Deployment", "artpulse-operator")
+    account = operator["spec"]["template"]["spec"]["serviceAccountName"]
+    assert (operator["metadata"]["namespace"], account) in bound
+
+
+def test_every_container_has_requests_and_limits(objects: list[Obj]) -> None:
+    for obj, template in workloads(objects):
+        for container in containers(template["spec"]):
+            resources = container.get("resources", {})
+            where = f"{_label(obj)} container {container['name']}"
+            for section in ("requests", "limits"):
+                assert set(resources.get(section, {})) >= {"cpu", "memory"}, f"{where} {section}"
+
+
+def test_long_running_containers_have_probes(objects: list[Obj]) -> None:
+    services = [o for o in objects if o["kind"] == "Service"]
+    for obj, template in workloads(objects):
+        if obj["kind"] not in LONG_RUNNING:
+            continue
+        labels = template["metadata"]["labels"]
+        behind_service = any(_service_selects(s, labels) for s in services)
+        for container in template["spec"]["containers"]:
+            where = f"{_label(obj)} container {container['name']}"
+            assert "livenessProbe" in container, where
+            if behind_service:
+                assert "readinessProbe" in container, where
+
+
+def test_images_are_tagged_and_never_latest(objects: list[Obj]) -> None:
+    for obj, template in workloads(objects):
+        for container in containers(template["spec"]):
+            image = container["image"]
+            name, _, tag = image.rpartition(":")
+            assert name and "/" not in tag, f"{_label(obj)}: untagged image {image}"
+            assert tag != "latest", f"{_label(obj)}: {image}"
+
+
+def test_writable_paths_are_on_mounted_volumes(objects: list[Obj]) -> None:
+    # readOnlyRootFilesystem: every directory a program writes (HOME, TMPDIR, ...) must live
+    # on a mounted volume.
+    for obj, template in workloads(objects):
+        for container in containers(template["spec"]):
+            mounts = [m["mountPath"] for m in container.get("volumeMounts", [])]
+            for variable in container.get("env", []):
+                if variable["name"] in WRITABLE_ENV:
+                    path = variable["value"]
+                    assert any(path == m or path.startswith(m.rstrip("/") + "/") for m in mounts), (
+                        f"{_label(obj)} container {container['name']}: {variable['name']}={path}"
+                    )
+
+
+def _references(spec: Obj) -> dict[str, set[str]]:
+    found: dict[str, set[str]] = {
+        "ConfigMap": set(),
+        "Secret": set(),
+        "PersistentVolumeClaim": set(),
+    }
+    found["ServiceAccount"] = {spec.get("serviceAccountName", "default")}
+    for volume in spec.get("volumes", []):
+        if "configMap" in volume:
+            found["ConfigMap"].add(volume["configMap"]["name"])
+        if "secret" in volume:
+            found["Secret"].add(volume["secret"]["secretName"])
+        if "persistentVolumeClaim" in volume:
+            found["PersistentVolumeClaim"].add(volume["persistentVolumeClaim"]["claimName"])
+    for container in containers(spec):
+        for source in container.get("envFrom", []):
+            if "configMapRef" in source:
+                found["ConfigMap"].add(source["configMapRef"]["name"])
+            if "secretRef" in source:
+                found["Secret"].add(source["secretRef"]["name"])
+        for variable in container.get("env", []):
+            origin = variable.get("valueFrom", {})
+            if "configMapKeyRef" in origin:
+                found["ConfigMap"].add(origin["configMapKeyRef"]["name"])
+            if "secretKeyRef" in origin:
+                found["Secret"].add(origin["secretKeyRef"]["name"])
+    return found
+
+
+def test_every_reference_resolves(objects: list[Obj]) -> None:
+    for obj, template in workloads(objects):
+        claim_templates = {
+            t["metadata"]["name"] for t in obj.get("spec", {}).get("volumeClaimTemplates", [])
+        }
+        for kind, names in _references(template["spec"]).items():
+            existing = _named(objects, kind)
+            if kind == "PersistentVolumeClaim":
+                existing |= claim_templates
+            missing = names - existing
+            assert not missing, f"{_label(obj)} refers to missing {kind} {sorted(missing)}"
+        for container in containers(template["spec"]):
+            volumes = {v["name"] for v in template["spec"].get("volumes", [])} | claim_templates
+            for mount in container.get("volumeMounts", []):
+                assert mount["name"] in volumes, f"{_label(obj)}: volume {mount['name']}"
+
+
+def test_secret_keys_exist(objects: list[Obj]) -> None:
+    secrets = {o["metadata"]["name"]: o for o in objects if o["kind"] == "Secret"}
+    for obj, template in workloads(objects):
+        for container in containers(template["spec"]):
+            for variable in container.get("env", []):
+                ref = variable.get("valueFrom", {}).get("secretKeyRef")
+                if ref:
+                    data = secrets[ref["name"]].get("data", {})
+                    assert ref["key"] in data, f"{_label(obj)}: {ref['name']}/{ref['key']}"
+
+
+def test_services_target_named_container_ports(objects: list[Obj]) -> None:
+    pods = list(workloads(objects))
+    for service in (o for o in objects if o["kind"] == "Service"):
+        selected = [t for _, t in pods if _service_selects(service, t["metadata"]["labels"])]
+        assert selected, f"Service {service['metadata']['name']} selects no pods"
+        for port in service["spec"]["ports"]:
+            target = port["targetPort"]
+            assert isinstance(target, str), f"{service['metadata']['name']}: unnamed targetPort"
+            for template in selected:
+                names = {p["name"] for c in template["spec"]["containers"] for p in c["ports"]}
+                assert target in names, f"{service['metadata']['name']}: {target} not in {names}"
+
+
+def test_network_policies_select_existing_pods(objects: list[Obj]) -> None:
+    labels = [t["metadata"]["labels"] for _, t in workloads(objects)]
+    for policy in (o for o in objects if o["kind"] == "NetworkPolicy"):
+        name = policy["metadata"]["name"]
+        selectors = [policy["spec"]["podSelector"]]
+        for rule in [*policy["spec"].get("ingress", []), *policy["spec"].get("egress", [])]:
+            for peer in [*rule.get("from", []), *rule.get("to", [])]:
+                if "podSelector" in peer and "namespaceSelector" not in peer:
+                    selectors.append(peer["podSelector"])
+        for selector in selectors:
+            assert any(label_selector_matches(selector, pod) for pod in labels), (
+                f"NetworkPolicy {name}: {selector} selects no pod"
+            )
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory: pytest.TempPathFactory) -> list[Obj]:
+    """The base rendered from a copy (it includes the manifests folder next to it)."""
+    return render_dir(copy_tree(tmp_path_factory.mktemp("base")) / "base")
+
+
+def test_overlays_do_not_change_selectors(objects: list[Obj], base: list[Obj]) -> None:
+    # Selectors are immutable on a live Deployment/StatefulSet: overlays must leave them alone.
+    compared = 0
+    for obj in objects:
+        if obj["kind"] in (*LONG_RUNNING, "Service"):
+            original = find(base, obj["kind"], obj["metadata"]["name"])
+            assert obj["spec"]["selector"] == original["spec"]["selector"], _label(obj)
+            compared += 1
+    assert compared >= 7
+
+
+def test_runtime_deployment_contract(objects: list[Obj]) -> None:
+    runtime = find(objects, "Deployment", "artpulse-runtime")
+    spec = runtime["spec"]["template"]["spec"]
+    container = next(c for c in spec["containers"] if c["name"] == "runtime")
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports == {"http": 8080, "grpc": 8081, "metrics": 8082}
+    assert container["readinessProbe"]["httpGet"]["path"] == f"/v2/models/{MODEL_NAME}/ready"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
+    env = {v["name"]: v.get("value") for v in container["env"]}
+    assert PINNED_MODEL_URI.match(env[MODEL_URI_ENV]), env[MODEL_URI_ENV]
+    assert env["ARTPULSE_EVENTS_URL"].startswith("postgresql+psycopg://")
+    # The grace period covers the preStop sleep plus the event recorder's flush timeout.
+    pre_stop = container["lifecycle"]["preStop"]["exec"]["command"]
+    assert pre_stop[0] == "sleep"
+    flush_timeout = inspect.signature(EventRecorder.close).parameters["timeout"].default
+    assert spec["terminationGracePeriodSeconds"] >= int(pre_stop[1]) + flush_timeout
+
+
+def test_cronjobs_are_bounded(objects: list[Obj]) -> None:
+    cronjobs = [o for o in objects if o["kind"] == "CronJob"]
+    assert {c["metadata"]["name"] for c in cronjobs} == {
+        "artpulse-train",
+        "artpulse-drift",
+        "artpulse-retrain",
+    }
+    for cronjob in cronjobs:
+        spec = cronjob["spec"]
+        job = spec["jobTemplate"]["spec"]
+        where = cronjob["metadata"]["name"]
+        assert spec["concurrencyPolicy"] == "Forbid", where
+        assert spec["startingDeadlineSeconds"] > 0, where
+        assert spec["successfulJobsHistoryLimit"] >= 1, where
+        assert spec["failedJobsHistoryLimit"] >= 1, where
+        for field in ("backoffLimit", "activeDeadlineSeconds", "ttlSecondsAfterFinished"):
+            assert isinstance(job.get(field), int), f"{where}: {field}"
+    drift = find(objects, "CronJob", "artpulse-drift")
+    rules = drift["spec"]["jobTemplate"]["spec"]["podFailurePolicy"]["rules"]
+    assert rules[0]["action"] == "FailJob"
+    assert rules[0]["onExitCodes"]["values"] == [3]
+
+
+def test_mlflow_server_settings(objects: list[Obj]) -> None:
+    mlflow = find(objects, "Deployment", "artpulse-mlflow")
+    container = mlflow["spec"]["template"]["spec"]["containers"][0]
+    args = container["args"]
+    options = dict(zip(args, [*args[1:], ""], strict=True))
+    assert options["--backend-store-uri"].startswith("postgresql+psycopg://")
+    assert options["--artifacts-destination"] == "/mlartifacts"
+    assert options["--workers"] == "1"
+    assert "--serve-artifacts" in args
+    assert "artpulse-mlflow:5000" in options["--allowed-hosts"].split(",")
+    env = {v["name"]: v.get("value") for v in container["env"]}
+    assert env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in mlflow["spec"]["template"]["spec"]["volumes"]}
+    assert "persistentVolumeClaim" in volumes[mounts["/mlartifacts"]]
