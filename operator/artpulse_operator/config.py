@@ -1,0 +1,24 @@
+"""The operator's own settings (environment, ``ARTPULSE_`` prefix), built at start-up."""
+
+from __future__ import annotations
+
+from artpulse_runtime.settings import ArtPulseSettings
+
+
+class OperatorSettings(ArtPulseSettings):
+    """Registry defaults and retry limits of the operator.
+
+    ``tracking_uri`` (``MLFLOW_TRACKING_URI``) is the registry for resources that name none.
+    """
+
+    operator_registry_timeout_seconds: int = 10
+    """How long one registry request may take before the registry counts as unreachable."""
+
+    operator_max_backoff_seconds: int = 300
+    """Upper bound of the wait between retries while the registry is unreachable."""
+
+
+def backoff_seconds(failures: int, poll_seconds: int, cap: int) -> float:
+    """Wait before retry number ``failures`` (1, 2, ...): the poll interval, doubling, capped."""
+    exponent = min(max(failures - 1, 0), 16)
+    return float(max(1, min(cap, poll_seconds * 2**exponent)))

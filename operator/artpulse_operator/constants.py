@@ -1,0 +1,69 @@
+"""Names of the ArtPulseModel API and of what the operator writes: one place for all of them."""
+
+from typing import Final
+
+GROUP: Final = "artpulse.io"
+VERSION: Final = "v1alpha1"
+PLURAL: Final = "artpulsemodels"
+KIND: Final = "ArtPulseModel"
+SHORT_NAME: Final = "apm"
+API_VERSION: Final = f"{GROUP}/{VERSION}"
+
+MODEL_VERSION_ANNOTATION: Final = "artpulse.io/model-version"
+"""Pod-template annotation holding the pinned model version the pods run."""
+
+KOPF_PREFIX: Final = "artpulse.io"
+"""Prefix of kopf's own annotations (handler progress, last handled spec) and finalizer."""
+
+FINALIZER: Final = "artpulse.io/operator"
+"""Finalizer kopf puts on a resource while the operator's per-resource loop runs."""
+
+PROMOTED_BY_TAG: Final = "artpulse.promoted_by"
+"""Model-version tag naming who promoted a version through ``spec.version``."""
+PROMOTED_AT_TAG: Final = "artpulse.promoted_at"
+"""Model-version tag holding when (UTC, ISO 8601) the operator moved the alias to it."""
+PROMOTED_BY_OPERATOR: Final = "artpulse-operator"
+"""The value of ``PROMOTED_BY_TAG`` is ``artpulse-operator:<namespace>/<resource name>``."""
+
+DEFAULT_POLL_SECONDS: Final = 10
+DEFAULT_CONTAINER: Final = "runtime"
+DEFAULT_DEPLOYMENT: Final = "artpulse-runtime"
+
+# Condition types on the resource's status.
+COND_REGISTRY: Final = "RegistryReachable"
+COND_DEPLOYMENT: Final = "DeploymentFound"
+COND_READY: Final = "Ready"
+
+# Phases.
+PHASE_PENDING: Final = "Pending"
+PHASE_ROLLING_OUT: Final = "RollingOut"
+PHASE_SERVING: Final = "Serving"
+PHASE_DEGRADED: Final = "Degraded"
+PHASE_ROLLED_BACK: Final = "RolledBack"
+PHASE_ERROR: Final = "Error"
+PHASE_PAUSED: Final = "Paused"
+PHASES: Final = (
+    PHASE_PENDING,
+    PHASE_ROLLING_OUT,
+    PHASE_SERVING,
+    PHASE_DEGRADED,
+    PHASE_ROLLED_BACK,
+    PHASE_ERROR,
+    PHASE_PAUSED,
+)
+
+# Event reasons posted on the resource.
+REASON_ROLLOUT: Final = "RolloutStarted"
+REASON_ROLLOUT_DONE: Final = "RolloutComplete"
+REASON_PROMOTED: Final = "Promoted"
+REASON_ROLLED_BACK: Final = "RolledBack"
+REASON_ROLLOUT_FAILED: Final = "RolloutFailed"
+REASON_REGISTRY_DOWN: Final = "RegistryUnreachable"
+REASON_REGISTRY_BACK: Final = "RegistryReachable"
+REASON_DEPLOYMENT_MISSING: Final = "DeploymentMissing"
+REASON_CONTAINER_MISSING: Final = "ContainerMissing"
+REASON_MODEL_MISSING: Final = "ModelVersionMissing"
+REASON_INVALID_SPEC: Final = "InvalidSpec"
+
+PROGRESS_DEADLINE_EXCEEDED: Final = "ProgressDeadlineExceeded"
+"""Reason of a Deployment's ``Progressing=False`` condition when a rollout stalls."""

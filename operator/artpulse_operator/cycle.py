@@ -1,0 +1,195 @@
+"""One poll of one ArtPulseModel: read it, ask the registry, look at the Deployment, act.
+
+``run_cycle`` does the I/O around the pure decisions of ``reconcile.decide`` and writes the
+status; it returns the Events to post and whether the registry was unreachable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+from kubernetes.client.exceptions import ApiException
+
+from artpulse_operator import constants as c
+from artpulse_operator.config import OperatorSettings
+from artpulse_operator.deployment import (
+    ContainerMissing,
+    DeploymentMissing,
+    patch_deployment,
+    read_deployment,
+)
+from artpulse_operator.reconcile import Event, Memory, decide
+from artpulse_operator.registry import ModelVersionMissing, Registry, RegistryUnavailable
+from artpulse_operator.spec import InvalidSpec, ModelSpec, parse_spec
+from artpulse_operator.status import flipped, now_iso, set_condition
+
+
+@dataclass(frozen=True)
+class Clients:
+    """The API clients and settings one operator process shares between resources."""
+
+    apps: k8s.AppsV1Api
+    custom: k8s.CustomObjectsApi
+    settings: OperatorSettings
+
+
+def connect(settings: OperatorSettings) -> Clients:
+    """API clients from the in-cluster service account, else from the kubeconfig."""
+    try:
+        k8s_config.load_incluster_config()
+    except k8s_config.ConfigException:
+        k8s_config.load_kube_config()
+    return Clients(k8s.AppsV1Api(), k8s.CustomObjectsApi(), settings)
+
+
+@dataclass
+class CycleResult:
+    """What the caller does next: post ``events``, then wait ``poll_seconds`` or back off."""
+
+    poll_seconds: int
+    events: list[Event] = field(default_factory=list)
+    registry_error: str | None = None
+    gone: bool = False
+
+
+def promoted_by(body: Mapping[str, Any]) -> str:
+    """Who promotes: the operator, the resource, and the field manager that set spec.version."""
+    meta = body.get("metadata") or {}
+    who = f"{c.PROMOTED_BY_OPERATOR}:{meta.get('namespace')}/{meta.get('name')}"
+    for entry in meta.get("managedFields") or []:
+        spec_fields = ((entry.get("fieldsV1") or {}).get("f:spec")) or {}
+        if "f:version" in spec_fields and entry.get("manager"):
+            return f"{who} (spec.version set by {entry['manager']})"
+    return who
+
+
+class _StatusWriter:
+    """Builds the status patch of one cycle from the resource's previous status."""
+
+    def __init__(self, clients: Clients, body: Mapping[str, Any]) -> None:
+        self.clients = clients
+        self.meta = body.get("metadata") or {}
+        self.before: Mapping[str, Any] = body.get("status") or {}
+        self.conditions: list[dict[str, Any]] = [
+            dict(x) for x in self.before.get("conditions") or []
+        ]
+        self.now = now_iso()
+        self.events: list[Event] = []
+
+    def condition(self, kind: str, ok: bool, reason: str, message: str) -> None:
+        self.conditions = set_condition(self.conditions, kind, ok, reason, message, self.now)
+
+    def report_change(self, event: Event, phase: str) -> None:
+        """Post ``event`` only when the phase or message differs from the last poll's."""
+        if self.before.get("phase") != phase or self.before.get("message") != event.message:
+            self.events.append(event)
+
+    def write(self, phase: str | None, message: str, fields: Mapping[str, Any]) -> None:
+        status: dict[str, Any] = {
+            **fields,
+            "message": message,
+            "observedGeneration": self.meta.get("generation"),
+        }
+        if phase is not None:
+            status["phase"] = phase
+            self.condition(c.COND_READY, phase == c.PHASE_SERVING, phase, message)
+        status["conditions"] = self.conditions
+        self.clients.custom.patch_namespaced_custom_object_status(
+            c.GROUP,
+            c.VERSION,
+            str(self.meta.get("namespace")),
+            c.PLURAL,
+            str(self.meta.get("name")),
+            {"status": status},
+        )
+
+
+def _registry_step(
+    writer: _StatusWriter, spec: ModelSpec, uri: str, body: Mapping[str, Any]
+) -> str | None:
+    """Promote ``spec.version`` if set, and return the version the alias points at."""
+    registry = Registry(uri)
+    if spec.version is not None and registry.promote(
+        spec.model_name, spec.alias, spec.version, promoted_by(body)
+    ):
+        message = f"moved alias {spec.alias!r} of {spec.model_name!r} to version {spec.version}"
+        writer.events.append(Event("Normal", c.REASON_PROMOTED, message))
+    return spec.version or registry.alias_version(spec.model_name, spec.alias)
+
+
+def run_cycle(clients: Clients, namespace: str, name: str) -> CycleResult:
+    """Reconcile the resource ``namespace/name`` once and write its status."""
+    try:
+        found = clients.custom.get_namespaced_custom_object(
+            c.GROUP, c.VERSION, namespace, c.PLURAL, name
+        )
+    except ApiException as error:
+        if error.status == 404:
+            return CycleResult(poll_seconds=c.DEFAULT_POLL_SECONDS, gone=True)
+        raise
+    body: dict[str, Any] = dict(found)  # type: ignore[call-overload]
+    writer = _StatusWriter(clients, body)
+    try:
+        spec = parse_spec(body.get("spec") or {})
+    except InvalidSpec as error:
+        writer.report_change(Event("Warning", c.REASON_INVALID_SPEC, str(error)), c.PHASE_ERROR)
+        writer.write(c.PHASE_ERROR, str(error), {})
+        return CycleResult(c.DEFAULT_POLL_SECONDS, writer.events)
+    if spec.paused:
+        writer.write(c.PHASE_PAUSED, "paused: the Deployment is left as it is", {})
+        return CycleResult(spec.poll_seconds, writer.events)
+    uri = spec.tracking_uri or clients.settings.resolved_tracking_uri
+    try:
+        desired = _registry_step(writer, spec, uri, body)
+    except RegistryUnavailable as error:
+        before = list(writer.conditions)
+        writer.condition(c.COND_REGISTRY, False, "Unreachable", str(error))
+        if flipped(before, writer.conditions, c.COND_REGISTRY):
+            writer.events.append(Event("Warning", c.REASON_REGISTRY_DOWN, str(error)))
+        writer.write(None, str(error), {})
+        return CycleResult(spec.poll_seconds, writer.events, registry_error=str(error))
+    except ModelVersionMissing as error:
+        writer.condition(c.COND_REGISTRY, True, "Reachable", f"registry {uri} answers")
+        writer.report_change(Event("Warning", c.REASON_MODEL_MISSING, str(error)), c.PHASE_ERROR)
+        writer.write(c.PHASE_ERROR, str(error), {})
+        return CycleResult(spec.poll_seconds, writer.events)
+    before = list(writer.conditions)
+    writer.condition(
+        c.COND_REGISTRY, True, "Reachable", f"alias {spec.alias!r} -> version {desired}"
+    )
+    if flipped(before, writer.conditions, c.COND_REGISTRY) and before:
+        writer.events.append(Event("Normal", c.REASON_REGISTRY_BACK, f"registry {uri} answers"))
+    try:
+        view = read_deployment(clients.apps, namespace, spec.deployment, spec.container)
+    except (DeploymentMissing, ContainerMissing) as error:
+        reason = (
+            c.REASON_DEPLOYMENT_MISSING
+            if isinstance(error, DeploymentMissing)
+            else c.REASON_CONTAINER_MISSING
+        )
+        writer.condition(c.COND_DEPLOYMENT, False, reason, str(error))
+        writer.report_change(Event("Warning", reason, str(error)), c.PHASE_ERROR)
+        writer.write(c.PHASE_ERROR, str(error), {"aliasVersion": desired})
+        return CycleResult(spec.poll_seconds, writer.events)
+    writer.condition(c.COND_DEPLOYMENT, True, "Found", f"Deployment {spec.deployment!r}")
+    memory = Memory.from_status(writer.before)
+    generation = int(writer.meta.get("generation") or 0)
+    decision = decide(spec, memory, generation, desired, view, writer.now)
+    fields: dict[str, Any] = {"aliasVersion": desired, **decision.memory.to_status()}
+    if decision.patch is not None:
+        view = patch_deployment(
+            clients.apps, namespace, spec.deployment, decision.patch, spec.container
+        )
+        fields["lastRolloutTime"] = writer.now
+    fields["servingVersion"] = view.served_version(spec.model_name)
+    fields["modelUri"] = view.model_uri
+    writer.events.extend(decision.events)
+    message = decision.message
+    if decision.phase == writer.before.get("phase") == c.PHASE_ROLLED_BACK:
+        message = str(writer.before.get("message") or message)  # keep the rollback's reason
+    writer.write(decision.phase, message, fields)
+    return CycleResult(spec.poll_seconds, writer.events)

@@ -1,0 +1,180 @@
+"""What a serving Deployment runs, and the patches that pin, or restore, its model version.
+
+The pure functions work on the Deployment as a plain dict (the API's JSON); ``read_deployment``
+and ``patch_deployment`` are the only calls to the API server.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from kubernetes import client as k8s
+from kubernetes.client.exceptions import ApiException
+
+from artpulse_operator.constants import MODEL_VERSION_ANNOTATION, PROGRESS_DEADLINE_EXCEEDED
+from artpulse_runtime.constants import MODEL_URI_ENV
+
+STRATEGIC_MERGE = "application/strategic-merge-patch+json"
+
+
+class DeploymentMissing(LookupError):
+    """The target Deployment does not exist in the resource's namespace."""
+
+
+class ContainerMissing(LookupError):
+    """The target Deployment has no container of the configured name."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeploymentView:
+    """The parts of a Deployment the operator decides on."""
+
+    name: str
+    generation: int
+    env_entry: dict[str, Any] | None
+    """The container's ``ARTPULSE_MODEL_URI`` env entry as in the API, None when absent."""
+    annotated_version: str | None
+    """The pod template's ``artpulse.io/model-version`` annotation."""
+    updated: bool
+    """The controller has seen the latest template (``observedGeneration >= generation``)."""
+    complete: bool
+    """Every replica runs the latest template and is available."""
+    deadline_exceeded: bool
+    """The latest rollout stalled: ``Progressing=False`` with ``ProgressDeadlineExceeded``."""
+    progress_message: str
+
+    @property
+    def model_uri(self) -> str | None:
+        """The literal model URI the container is given, if any."""
+        return None if self.env_entry is None else self.env_entry.get("value")
+
+    def served_version(self, model_name: str) -> str | None:
+        """The version the pods are pinned to: the annotation, else a pinned URI's number."""
+        if self.annotated_version:
+            return self.annotated_version
+        prefix = f"models:/{model_name}/"
+        uri = self.model_uri or ""
+        suffix = uri[len(prefix) :]
+        return suffix if uri.startswith(prefix) and suffix.isdigit() else None
+
+    def is_pinned(self, model_uri: str, version: str) -> bool:
+        """True when both the env and the annotation already name ``version``."""
+        return self.model_uri == model_uri and self.annotated_version == version
+
+
+def _progressing(status: Mapping[str, Any]) -> Mapping[str, Any]:
+    for condition in status.get("conditions") or []:
+        if condition.get("type") == "Progressing":
+            return dict(condition)
+    return {}
+
+
+def view_deployment(body: Mapping[str, Any], container: str) -> DeploymentView:
+    """Read what ``body`` (a Deployment as JSON) serves; raise ``ContainerMissing`` if needed."""
+    meta = body.get("metadata") or {}
+    spec = body.get("spec") or {}
+    status = body.get("status") or {}
+    template = spec.get("template") or {}
+    containers = (template.get("spec") or {}).get("containers") or []
+    match = [c for c in containers if c.get("name") == container]
+    if not match:
+        names = ", ".join(repr(c.get("name")) for c in containers) or "none"
+        raise ContainerMissing(
+            f"Deployment {meta.get('name')!r} has no container {container!r} (containers: {names})"
+        )
+    env = [e for e in match[0].get("env") or [] if e.get("name") == MODEL_URI_ENV]
+    annotations = (template.get("metadata") or {}).get("annotations") or {}
+    generation = int(meta.get("generation") or 0)
+    updated = int(status.get("observedGeneration") or 0) >= generation
+    wanted = int(spec.get("replicas", 1))
+    ready = int(status.get("updatedReplicas") or 0)
+    complete = (
+        updated
+        and ready >= wanted
+        and int(status.get("replicas") or 0) <= ready
+        and int(status.get("availableReplicas") or 0) >= ready
+    )
+    progressing = _progressing(status)
+    exceeded = (
+        updated
+        and progressing.get("status") == "False"
+        and progressing.get("reason") == PROGRESS_DEADLINE_EXCEEDED
+    )
+    return DeploymentView(
+        name=str(meta.get("name")),
+        generation=generation,
+        env_entry=dict(env[0]) if env else None,
+        annotated_version=annotations.get(MODEL_VERSION_ANNOTATION),
+        updated=updated,
+        complete=complete,
+        deadline_exceeded=exceeded,
+        progress_message=str(progressing.get("message") or ""),
+    )
+
+
+def _template_patch(
+    container: str, env_entry: Mapping[str, Any], version: str | None
+) -> dict[str, Any]:
+    return {
+        "spec": {
+            "template": {
+                "metadata": {"annotations": {MODEL_VERSION_ANNOTATION: version}},
+                "spec": {"containers": [{"name": container, "env": [dict(env_entry)]}]},
+            }
+        }
+    }
+
+
+def pin_patch(container: str, model_uri: str, version: str) -> dict[str, Any]:
+    """Strategic-merge patch setting the container's model URI and the version annotation."""
+    entry = {"name": MODEL_URI_ENV, "value": model_uri, "valueFrom": None}
+    return _template_patch(container, entry, version)
+
+
+def restore_patch(
+    container: str, env_entry: Mapping[str, Any] | None, version: str | None
+) -> dict[str, Any]:
+    """Strategic-merge patch putting back a previous env entry and annotation exactly.
+
+    ``None`` for either removes it, so the template equals the earlier one and the
+    Deployment controller scales the earlier ReplicaSet back up.
+    """
+    if env_entry is None:
+        entry: dict[str, Any] = {"name": MODEL_URI_ENV, "$patch": "delete"}
+    else:
+        entry = {"value": None, "valueFrom": None, **dict(env_entry), "name": MODEL_URI_ENV}
+    return _template_patch(container, entry, version)
+
+
+def read_deployment(
+    api: k8s.AppsV1Api, namespace: str, name: str, container: str
+) -> DeploymentView:
+    """Fetch and view the Deployment; raise ``DeploymentMissing`` or ``ContainerMissing``."""
+    try:
+        found = api.read_namespaced_deployment(name, namespace)
+    except ApiException as error:
+        if error.status == 404:
+            raise DeploymentMissing(
+                f"Deployment {name!r} not found in namespace {namespace!r}"
+            ) from error
+        raise
+    return view_deployment(api.api_client.sanitize_for_serialization(found), container)
+
+
+def patch_deployment(
+    api: k8s.AppsV1Api, namespace: str, name: str, patch: Mapping[str, Any], container: str
+) -> DeploymentView:
+    """Apply a strategic-merge ``patch`` to the Deployment and view the result."""
+    try:
+        changed = api.patch_namespaced_deployment(
+            name, namespace, dict(patch), _content_type=STRATEGIC_MERGE
+        )
+    except ApiException as error:
+        if error.status == 404:
+            raise DeploymentMissing(
+                f"Deployment {name!r} not found in namespace {namespace!r}"
+            ) from error
+        raise
+    return view_deployment(api.api_client.sanitize_for_serialization(changed), container)

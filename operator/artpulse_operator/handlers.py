@@ -1,0 +1,93 @@
+"""The kopf handlers: thin wrappers that validate the spec and run one loop per resource.
+
+``follow_alias`` (a daemon) polls the registry at the resource's ``pollIntervalSeconds`` and
+runs ``cycle.run_cycle`` in a worker thread; a spec edit wakes it at once. While the registry
+is unreachable it raises ``kopf.TemporaryError`` with a growing delay, so kopf retries it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import kopf
+
+from artpulse_operator import constants as c
+from artpulse_operator.config import OperatorSettings, backoff_seconds
+from artpulse_operator.cycle import Clients, connect, run_cycle
+from artpulse_operator.registry import limit_http_waits
+from artpulse_operator.spec import InvalidSpec, parse_spec
+
+
+@kopf.on.startup()
+def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    """Keep kopf's bookkeeping under our prefix, post only our own Events, build clients."""
+    settings.posting.level = logging.CRITICAL
+    settings.persistence.finalizer = c.FINALIZER
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=c.KOPF_PREFIX)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=c.KOPF_PREFIX, key="last-handled-configuration"
+    )
+    operator_settings = OperatorSettings()
+    limit_http_waits(operator_settings.operator_registry_timeout_seconds)
+    memo.clients = connect(operator_settings)
+
+
+def _wakeup(memo: kopf.Memo) -> asyncio.Event:
+    if "wakeup" not in memo:
+        memo["wakeup"] = asyncio.Event()
+    event: asyncio.Event = memo["wakeup"]
+    return event
+
+
+@kopf.on.resume(c.GROUP, c.VERSION, c.PLURAL)
+@kopf.on.create(c.GROUP, c.VERSION, c.PLURAL)
+@kopf.on.update(c.GROUP, c.VERSION, c.PLURAL, field="spec")
+async def check_spec(spec: kopf.Spec, memo: kopf.Memo, **_: Any) -> None:
+    """Reject an invalid spec for good; otherwise make the resource's loop act now."""
+    try:
+        parse_spec(spec)
+    except InvalidSpec as error:
+        _wakeup(memo).set()  # the loop reports it in the status
+        raise kopf.PermanentError(str(error)) from error
+    _wakeup(memo).set()
+
+
+async def _pause(memo: kopf.Memo, stopped: kopf.DaemonStopped, seconds: float) -> None:
+    wakeup = _wakeup(memo)
+    waiters = {asyncio.ensure_future(wakeup.wait()), asyncio.ensure_future(stopped.wait())}
+    _, pending = await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    for waiter in pending:
+        waiter.cancel()
+    wakeup.clear()
+
+
+@kopf.daemon(c.GROUP, c.VERSION, c.PLURAL, cancellation_timeout=10.0)
+async def follow_alias(
+    name: str,
+    namespace: str | None,
+    body: kopf.Body,
+    memo: Any,
+    stopped: kopf.DaemonStopped,
+    **_: Any,
+) -> None:
+    """Reconcile the resource at its poll interval until it is deleted or the operator stops."""
+    clients: Clients = memo.clients
+    target_namespace = str(namespace)  # the CRD is namespaced
+    while not stopped:
+        result = await asyncio.to_thread(run_cycle, clients, target_namespace, name)
+        for event in result.events:
+            kopf.event(body, type=event.type, reason=event.reason, message=event.message)
+        if result.gone:
+            return
+        if result.registry_error is not None:
+            memo["failures"] = memo.get("failures", 0) + 1
+            delay = backoff_seconds(
+                memo["failures"],
+                result.poll_seconds,
+                clients.settings.operator_max_backoff_seconds,
+            )
+            raise kopf.TemporaryError(result.registry_error, delay=delay)
+        memo["failures"] = 0
+        await _pause(memo, stopped, result.poll_seconds)
