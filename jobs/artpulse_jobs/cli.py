@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import click
 
+from artpulse_jobs.demo import demo_command
+from artpulse_jobs.generate_command import generate_images_command
+from artpulse_jobs.models_command import models_command
 from artpulse_jobs.predict_command import predict
 from artpulse_jobs.serve_command import serve
+from artpulse_jobs.train_command import train_command
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -20,3 +24,7 @@ def main() -> None:
 
 main.add_command(serve)
 main.add_command(predict)
+main.add_command(generate_images_command)
+main.add_command(train_command)
+main.add_command(models_command)
+main.add_command(demo_command)

@@ -99,7 +99,7 @@ def fit_candidate(
     OpenMP and BLAS threads are capped at ``threads`` (default: the cores available) so
     gradient boosting never oversubscribes a small machine.
     """
-    threads = threads or available_cores()
+    threads = candidate.threads(threads or available_cores())
     estimator = candidate.build(seed, threads)
     with threadpool_limits(limits=threads):
         cv_score = None
