@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: venv test lint format demo clean
+.PHONY: venv test lint format demo clean generate-images train models
 
 venv: $(INSTALLED)
 
@@ -25,6 +25,25 @@ lint: venv ## ruff (lint and format) and mypy
 format: venv ## rewrite the code in the house format
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+# Local training loop (embedded defaults: state in ./.artpulse). Override on the command line,
+# e.g. `make generate-images PER_LABEL=50 SEED=3` or `make train DATA_DIR=/path/to/images`.
+DATA_DIR ?= .artpulse/images
+PER_LABEL ?= 120
+SIZE ?= 256
+SEED ?= 0
+
+demo: venv ## the local loop: generate images, train, register, show versions (and later steps)
+	$(BIN)/artpulse demo
+
+generate-images: venv ## draw PER_LABEL images of each style into DATA_DIR
+	$(BIN)/artpulse generate-images --output $(DATA_DIR) --per-label $(PER_LABEL) --size $(SIZE) --seed $(SEED)
+
+train: venv ## train the candidates on DATA_DIR and register the best model
+	$(BIN)/artpulse train --dataset-dir $(DATA_DIR) --seed $(SEED)
+
+models: venv ## list the registered versions with aliases and metrics
+	$(BIN)/artpulse models
 
 clean: ## remove the local state folder (registry, artifacts, events)
 	rm -rf .artpulse
