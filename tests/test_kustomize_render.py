@@ -176,7 +176,12 @@ def test_images_are_pinned_by_the_images_transformer(
     )
     pins = {entry["name"]: entry for entry in kustomization["images"]}
     assert set(pins) == {"artpulse-runtime", "artpulse-jobs", "postgres"}
-    expected = {f"{pin.get('newName', name)}:{pin['newTag']}" for name, pin in pins.items()}
+    expected = {
+        f"{pin.get('newName', name)}:{pin['newTag']}"
+        + (f"@{pin['digest']}" if "digest" in pin else "")
+        for name, pin in pins.items()
+    }
+
     used = {
         container["image"]
         for _, template in workloads(rendered[overlay])

@@ -118,9 +118,11 @@ def test_images_are_tagged_and_never_latest(objects: list[Obj]) -> None:
     for obj, template in workloads(objects):
         for container in containers(template["spec"]):
             image = container["image"]
-            name, _, tag = image.rpartition(":")
-            assert name and "/" not in tag, f"{_label(obj)}: untagged image {image}"
+            reference, _, digest = image.partition("@")
+            name, _, tag = reference.rpartition(":")
+            assert name and tag and "/" not in tag, f"{_label(obj)}: untagged image {image}"
             assert tag != "latest", f"{_label(obj)}: {image}"
+            assert not digest or re.fullmatch(r"sha256:[0-9a-f]{64}", digest), image
 
 
 def test_writable_paths_are_on_mounted_volumes(objects: list[Obj]) -> None:
