@@ -1,0 +1,322 @@
+"""The operator against a real API server (local-cluster) and a real SQLite MLflow registry.
+
+One ``kopf run`` (in-process, ``KopfRunner``) serves the whole module; every test works in
+its own namespace, deleted afterwards. Pods never start on this cluster (no kubelet), so a
+short ``progressDeadlineSeconds`` makes ``ProgressDeadlineExceeded`` real.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kopf.testing import KopfRunner
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+from kubernetes.client.exceptions import ApiException
+from mlflow.tracking import MlflowClient
+
+from artpulse_operator import constants as c
+from artpulse_runtime.constants import MODEL_NAME
+from support.environment import free_port
+from support.operator_cluster import (
+    apply_crd,
+    artpulse_model,
+    condition,
+    create_namespace,
+    delete_namespace,
+    get_status,
+    pinned,
+    register_versions,
+    replica_sets,
+    runtime_deployment,
+    wait_for,
+)
+
+pytestmark = [pytest.mark.k8s, pytest.mark.slow]
+
+URI = "models:/artpulse-classifier/{}"
+
+
+@dataclass
+class Cluster:
+    """API clients, the registry, and the namespace of the current test."""
+
+    core: k8s.CoreV1Api
+    apps: k8s.AppsV1Api
+    custom: k8s.CustomObjectsApi
+    registry_uri: str
+    registry: MlflowClient
+    namespace: str = ""
+
+    def create_model(self, name: str = "model", **spec: Any) -> None:
+        body = artpulse_model(name, spec.pop("trackingUri", self.registry_uri), **spec)
+        self.custom.create_namespaced_custom_object(
+            c.GROUP, c.VERSION, self.namespace, c.PLURAL, body
+        )
+
+    def patch_spec(self, name: str = "model", **spec: Any) -> int:
+        changed = self.custom.patch_namespaced_custom_object(
+            c.GROUP, c.VERSION, self.namespace, c.PLURAL, name, {"spec": spec}
+        )
+        return int(changed["metadata"]["generation"])
+
+    def create_deployment(self, **kwargs: Any) -> None:
+        self.apps.create_namespaced_deployment(self.namespace, runtime_deployment(**kwargs))
+
+    def status(self, name: str = "model") -> dict[str, Any]:
+        return get_status(self.custom, self.namespace, name)
+
+    def wait_status(self, what: str, check: Any, timeout: float = 30.0) -> dict[str, Any]:
+        def probe() -> dict[str, Any] | None:
+            status = self.status()
+            return status if check(status) else None
+
+        return wait_for(what, probe, timeout)
+
+    def pinned(self) -> tuple[Any, Any]:
+        return pinned(self.apps, self.namespace)
+
+    def set_alias(self, version: str) -> None:
+        self.registry.set_registered_model_alias(MODEL_NAME, "champion", version)
+
+    def events(self) -> list[str]:
+        items = self.core.list_namespaced_event(self.namespace).items
+        return [e.reason for e in items if e.involved_object.kind == c.KIND]
+
+
+@pytest.fixture(scope="module")
+def cluster(kubeconfig: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """The CRD applied, a registry with 4 versions, and the operator running (all namespaces)."""
+    k8s_config.load_kube_config(config_file=kubeconfig)
+    apply_crd()
+    registry_uri = register_versions(tmp_path_factory.mktemp("registry"), 4)
+    state = Cluster(
+        k8s.CoreV1Api(),
+        k8s.AppsV1Api(),
+        k8s.CustomObjectsApi(),
+        registry_uri,
+        MlflowClient(tracking_uri=registry_uri, registry_uri=registry_uri),
+    )
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("ARTPULSE_OPERATOR_MAX_BACKOFF_SECONDS", "2")
+        env.setenv("ARTPULSE_OPERATOR_REGISTRY_TIMEOUT_SECONDS", "3")
+        args = ["run", "--all-namespaces", "--standalone", "-m", "artpulse_operator"]
+        with KopfRunner(args, timeout=60) as runner:
+            yield state
+    assert runner.exception is None, runner.stdout
+
+
+@pytest.fixture
+def kube(cluster: Cluster) -> Iterator[Cluster]:
+    """The module's cluster with a fresh namespace; resources deleted while the operator runs."""
+    cluster.namespace = create_namespace(cluster.core)
+    cluster.set_alias("1")
+    try:
+        yield cluster
+    finally:
+        namespace = cluster.namespace
+        cluster.custom.delete_collection_namespaced_custom_object(
+            c.GROUP, c.VERSION, namespace, c.PLURAL
+        )
+        wait_for(
+            "the operator to release its resources",
+            lambda: (
+                not cluster.custom.list_namespaced_custom_object(
+                    c.GROUP, c.VERSION, namespace, c.PLURAL
+                )["items"]
+            ),
+        )
+        delete_namespace(cluster.core, namespace)
+
+
+def test_alias_move_pins_the_new_version_and_rolls_a_new_replicaset(kube: Cluster) -> None:
+    kube.create_deployment()
+    kube.create_model()
+    kube.wait_status("version 1 served", lambda s: s.get("phase") == c.PHASE_SERVING)
+    assert kube.pinned() == (URI.format(1), "1")
+    before = {rs.metadata.name for rs in replica_sets(kube.apps, kube.namespace)}
+
+    kube.set_alias("2")
+    status = kube.wait_status(
+        "version 2 served",
+        lambda s: s.get("servingVersion") == "2" and s.get("phase") == c.PHASE_SERVING,
+    )
+    assert kube.pinned() == (URI.format(2), "2")
+    assert status["aliasVersion"] == "2" and status["modelUri"] == URI.format(2)
+    assert condition(status, c.COND_READY)["status"] == "True"
+    new = [rs for rs in replica_sets(kube.apps, kube.namespace) if rs.metadata.name not in before]
+    assert [rs.spec.template.metadata.annotations[c.MODEL_VERSION_ANNOTATION] for rs in new] == [
+        "2"
+    ]
+    assert {c.REASON_ROLLOUT, c.REASON_ROLLOUT_DONE} <= set(
+        wait_for("rollout events", lambda: kube.events() or None)
+    )
+
+
+def test_setting_spec_version_promotes_in_the_registry_then_rolls_out(kube: Cluster) -> None:
+    kube.create_deployment()
+    kube.create_model()
+    kube.wait_status("version 1 served", lambda s: s.get("servingVersion") == "1")
+
+    kube.patch_spec(version=3)
+    kube.wait_status("version 3 served", lambda s: s.get("servingVersion") == "3")
+    assert kube.pinned() == (URI.format(3), "3")
+    version = kube.registry.get_model_version_by_alias(MODEL_NAME, "champion")
+    assert str(version.version) == "3"
+    assert version.tags[c.PROMOTED_BY_TAG].startswith(f"artpulse-operator:{kube.namespace}/model")
+    assert c.PROMOTED_AT_TAG in version.tags
+    wait_for("a Promoted event", lambda: c.REASON_PROMOTED in kube.events())
+
+
+def test_the_same_version_again_creates_no_replicaset(kube: Cluster) -> None:
+    kube.create_deployment()
+    kube.create_model()
+    kube.wait_status("version 1 served", lambda s: s.get("phase") == c.PHASE_SERVING)
+    generation = kube.apps.read_namespaced_deployment("artpulse-runtime", kube.namespace)
+    sets = len(replica_sets(kube.apps, kube.namespace))
+
+    spec_generation = kube.patch_spec(version=1)  # the version already served
+    kube.wait_status("the edit observed", lambda s: s.get("observedGeneration") == spec_generation)
+    after = kube.apps.read_namespaced_deployment("artpulse-runtime", kube.namespace)
+    assert after.metadata.generation == generation.metadata.generation
+    assert len(replica_sets(kube.apps, kube.namespace)) == sets
+    assert kube.status()["phase"] == c.PHASE_SERVING
+
+
+def test_unreachable_registry_is_reported_and_recovers_without_touching_the_deployment(
+    kube: Cluster, tmp_path: Path
+) -> None:
+    port = free_port()
+    kube.create_deployment()
+    kube.create_model(trackingUri=f"http://127.0.0.1:{port}")
+    status = kube.wait_status(
+        "RegistryReachable=False",
+        lambda s: condition(s, c.COND_REGISTRY).get("status") == "False",
+    )
+    assert f"127.0.0.1:{port}" in condition(status, c.COND_REGISTRY)["message"]
+    assert kube.pinned() == ("models:/artpulse-classifier@champion", None)
+    wait_for("a RegistryUnreachable event", lambda: c.REASON_REGISTRY_DOWN in kube.events())
+
+    server = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "mlflow"),
+            "server",
+            "--backend-store-uri",
+            kube.registry_uri,
+            "--artifacts-destination",
+            str(tmp_path / "artifacts"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        status = kube.wait_status(
+            "recovery through the registry server",
+            lambda s: s.get("servingVersion") == "1",
+            timeout=90,
+        )
+        assert condition(status, c.COND_REGISTRY)["status"] == "True"
+        assert kube.pinned() == (URI.format(1), "1")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def test_missing_deployment_then_wrong_container_are_errors_until_fixed(kube: Cluster) -> None:
+    kube.create_model()
+    status = kube.wait_status("phase Error", lambda s: s.get("phase") == c.PHASE_ERROR)
+    assert (
+        f"Deployment 'artpulse-runtime' not found in namespace '{kube.namespace}'"
+        in (status["message"])
+    )
+    assert condition(status, c.COND_DEPLOYMENT)["reason"] == c.REASON_DEPLOYMENT_MISSING
+
+    kube.create_deployment(container="server")
+    status = kube.wait_status(
+        "the container error",
+        lambda s: condition(s, c.COND_DEPLOYMENT).get("reason") == c.REASON_CONTAINER_MISSING,
+    )
+    assert "no container 'runtime' (containers: 'server')" in status["message"]
+    assert status["phase"] == c.PHASE_ERROR
+
+    kube.patch_spec(deployment={"container": "server"})
+    kube.wait_status("version 1 served", lambda s: s.get("phase") == c.PHASE_SERVING)
+    template = kube.apps.read_namespaced_deployment("artpulse-runtime", kube.namespace)
+    assert template.spec.template.spec.containers[0].env[0].value == URI.format(1)
+    assert {c.REASON_DEPLOYMENT_MISSING, c.REASON_CONTAINER_MISSING} <= set(kube.events())
+
+
+def test_stalled_rollout_is_rolled_back_and_that_version_not_retried(kube: Cluster) -> None:
+    kube.create_deployment()
+    kube.create_model()
+    kube.wait_status("version 1 served", lambda s: s.get("phase") == c.PHASE_SERVING)
+    # One replica that can never become ready (no kubelet), with a 2 s progress deadline.
+    kube.apps.patch_namespaced_deployment(
+        "artpulse-runtime",
+        kube.namespace,
+        {"spec": {"replicas": 1, "progressDeadlineSeconds": 2}},
+        _content_type="application/merge-patch+json",
+    )
+    good_sets = len(replica_sets(kube.apps, kube.namespace))
+
+    kube.set_alias("4")
+    status = kube.wait_status(
+        "phase RolledBack", lambda s: s.get("phase") == c.PHASE_ROLLED_BACK, timeout=60
+    )
+    assert "ProgressDeadlineExceeded" in status["message"]
+    assert status["failedVersion"] == "4" and status["servingVersion"] == "1"
+    assert kube.pinned() == (URI.format(1), "1")
+    # Restoring the template reuses the old ReplicaSet: just the one made for version 4.
+    assert len(replica_sets(kube.apps, kube.namespace)) == good_sets + 1
+    restored = kube.apps.read_namespaced_deployment("artpulse-runtime", kube.namespace)
+
+    def restored_template_stalled() -> bool:
+        view = kube.apps.read_namespaced_deployment("artpulse-runtime", kube.namespace)
+        reasons = [cond.reason for cond in view.status.conditions or []]
+        return (
+            view.status.observed_generation == restored.metadata.generation
+            and "ProgressDeadlineExceeded" in reasons
+        )
+
+    wait_for("the restored template to stall too (several polls)", restored_template_stalled)
+    assert kube.pinned() == (URI.format(1), "1")  # version 4 not retried
+    assert kube.status()["phase"] == c.PHASE_ROLLED_BACK
+    assert c.REASON_ROLLED_BACK in kube.events()
+
+    kube.set_alias("3")  # the alias moves: a new version is tried again
+    kube.wait_status("version 3 pinned", lambda s: s.get("servingVersion") == "3")
+    assert kube.pinned() == (URI.format(3), "3")
+
+
+def test_schema_rejects_an_invalid_spec(kube: Cluster) -> None:
+    body = artpulse_model("bad", kube.registry_uri, pollIntervalSeconds=0, version="two")
+    with pytest.raises(ApiException) as caught:
+        kube.custom.create_namespaced_custom_object(
+            c.GROUP, c.VERSION, kube.namespace, c.PLURAL, body
+        )
+    assert caught.value.status == 422
+    assert "pollIntervalSeconds" in str(caught.value.body)
+    assert "spec.version" in str(caught.value.body)
+
+
+def test_a_spec_the_schema_allows_but_the_operator_cannot_use_is_an_error(kube: Cluster) -> None:
+    kube.create_deployment()
+    kube.create_model(alias="latest")
+    status = kube.wait_status("phase Error", lambda s: s.get("phase") == c.PHASE_ERROR)
+    assert "spec.alias 'latest' is not a valid MLflow alias" in status["message"]
+    assert kube.pinned() == ("models:/artpulse-classifier@champion", None)
+    wait_for("an InvalidSpec event", lambda: c.REASON_INVALID_SPEC in kube.events())
