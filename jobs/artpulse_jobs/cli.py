@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from artpulse_jobs.demo import demo_command
+from artpulse_jobs.drift_command import drift_command
 from artpulse_jobs.generate_command import generate_images_command
 from artpulse_jobs.models_command import models_command
 from artpulse_jobs.predict_command import predict
@@ -28,3 +29,4 @@ main.add_command(generate_images_command)
 main.add_command(train_command)
 main.add_command(models_command)
 main.add_command(demo_command)
+main.add_command(drift_command)

@@ -265,8 +265,8 @@ def build_report(
     if accumulator.valid < thresholds.min_events:
         report.update(
             verdict=VERDICT_INSUFFICIENT,
-            summary=f"{accumulator.valid} valid events in the window; at least "
-            f"{thresholds.min_events} are needed to test for drift",
+            summary=f"{VERDICT_INSUFFICIENT}: {accumulator.valid} valid events in the window; "
+            f"at least {thresholds.min_events} are needed to test for drift",
             features={},
             labels={},
             drifted_features=[],

@@ -1,0 +1,168 @@
+"""``artpulse drift`` end to end: a real trained model in a SQLite MLflow store, real events."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from mlflow import MlflowClient
+
+from artpulse_jobs.cli import main
+from artpulse_jobs.datasets import load_image_dataset
+from artpulse_jobs.drift import DRIFT_EXPERIMENT, DriftError, DriftWindow, run_drift
+from artpulse_jobs.drift_command import EXIT_DRIFT
+from artpulse_runtime.constants import DRIFT_REPORT_HTML, DRIFT_REPORT_JSON, LABELS, MODEL_NAME
+from artpulse_runtime.events import EventStore, events_from_predictions
+from artpulse_runtime.settings import ArtPulseSettings
+from artpulse_runtime.tracking import configure_tracking
+from support.training import train_registered_model
+
+pytestmark = pytest.mark.slow
+
+
+@dataclass
+class Trained:
+    """A registered champion and the features of the images it was trained on."""
+
+    settings: ArtPulseSettings
+    version: str
+    features: np.ndarray
+    labels: np.ndarray
+    root: Path
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trained]:
+    """One real training for the whole module (version 1, champion)."""
+    root = tmp_path_factory.mktemp("drift-job")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ARTPULSE_STATE_DIR", str(root / "state"))
+        for name in ("MLFLOW_TRACKING_URI", "ARTPULSE_EVENTS_URL", "ARTPULSE_MODEL_URI"):
+            patch.delenv(name, raising=False)
+        settings = ArtPulseSettings()
+        configure_tracking(settings)
+        result = train_registered_model(settings, root, per_label=20)
+        dataset = load_image_dataset(next(root.glob("images-*")), 2, workers=1)
+        yield Trained(settings, result.version, dataset.features, dataset.labels, root)
+
+
+@pytest.fixture
+def events_url(trained: Trained, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh event store per test; the environment points commands at it."""
+    url = f"sqlite:///{tmp_path / 'events.db'}"
+    monkeypatch.setenv("ARTPULSE_STATE_DIR", str(trained.settings.state_dir))
+    monkeypatch.setenv("ARTPULSE_EVENTS_URL", url)
+    configure_tracking(trained.settings)
+    return url
+
+
+def write_events(
+    url: str, features: np.ndarray, labels: np.ndarray, version: str, when: datetime | None = None
+) -> None:
+    """Store one event per row, as the serving runtime would."""
+    probabilities = np.eye(len(LABELS), dtype=np.float32)[labels]
+    store = EventStore(url)
+    try:
+        store.write(
+            events_from_predictions(
+                timestamp=when or datetime.now(UTC),
+                request_id="test",
+                model_name=MODEL_NAME,
+                model_version=version,
+                input_kind="features",
+                features=features,
+                labels=[LABELS[i] for i in labels],
+                probabilities=probabilities,
+            )
+        )
+    finally:
+        store.close()
+
+
+def bootstrap(trained: Trained, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` rows resampled from the training images: the training distribution itself."""
+    index = np.random.default_rng(seed).integers(0, trained.labels.size, n)
+    return trained.features[index].copy(), trained.labels[index].copy()
+
+
+def settings_for(trained: Trained, url: str) -> ArtPulseSettings:
+    return trained.settings.model_copy(update={"events_url": url})
+
+
+def test_training_distribution_is_no_drift_and_is_logged(trained: Trained, events_url: str) -> None:
+    features, labels = bootstrap(trained, 600, seed=1)
+    write_events(events_url, features, labels, trained.version)
+    result = run_drift(settings_for(trained, events_url))
+    assert result.verdict == "no_drift", result.report["summary"]
+    assert result.report["model"]["version"] == trained.version
+    assert result.report["counts"]["valid_events"] == 600
+    run = MlflowClient().get_run(result.run_id)
+    experiment = MlflowClient().get_experiment(run.info.experiment_id)
+    assert experiment.name == DRIFT_EXPERIMENT
+    assert run.data.metrics["drift"] == 0.0 and run.data.metrics["events"] == 600.0
+    logged = {item.path for item in MlflowClient().list_artifacts(result.run_id)}
+    assert {DRIFT_REPORT_JSON, DRIFT_REPORT_HTML} <= logged
+    local = mlflow.artifacts.download_artifacts(
+        run_id=result.run_id, artifact_path=DRIFT_REPORT_JSON
+    )
+    assert json.loads(Path(local).read_text())["mlflow_run_id"] == result.run_id
+
+
+def test_shifted_feature_fires_for_that_feature_only(trained: Trained, events_url: str) -> None:
+    features, labels = bootstrap(trained, 600, seed=2)
+    features[:, 1] = np.clip(features[:, 1] + 0.3, 0.0, 1.0)  # sat_mean
+    write_events(events_url, features, labels, trained.version)
+    result = run_drift(settings_for(trained, events_url))
+    assert result.verdict == "drift"
+    assert result.report["drifted_features"] == ["sat_mean"]
+    assert not result.report["labels"]["drifted"]
+
+
+def test_cli_exit_codes_follow_the_verdict(trained: Trained, events_url: str) -> None:
+    runner = CliRunner()
+    features, labels = bootstrap(trained, 99, seed=3)
+    write_events(events_url, features, labels, trained.version)
+    outcome = runner.invoke(main, ["drift"])
+    assert outcome.exit_code == 0, outcome.output
+    assert "insufficient_data" in outcome.output and "at least 100" in outcome.output
+    only_vibrant = trained.labels == LABELS.index("vibrant")
+    rows = np.repeat(trained.features[only_vibrant], 10, axis=0)
+    write_events(events_url, rows, np.full(len(rows), LABELS.index("vibrant")), trained.version)
+    outcome = runner.invoke(main, ["drift"])
+    assert outcome.exit_code == EXIT_DRIFT, outcome.output
+    assert "DRIFT" in outcome.output
+    outcome = runner.invoke(main, ["drift", "--model-version", "999"])
+    assert outcome.exit_code == 1
+    assert "'999'" in outcome.output
+    outcome = runner.invoke(main, ["drift", "--since", "yesterday"])
+    assert outcome.exit_code == 2 and "ISO 8601" in outcome.output
+
+
+def test_window_and_version_select_the_events(trained: Trained, events_url: str) -> None:
+    old = datetime.now(UTC) - timedelta(days=3)
+    features, labels = bootstrap(trained, 300, seed=4)
+    write_events(events_url, features, labels, trained.version, when=old)
+    write_events(events_url, features[:150], labels[:150], "other-version")
+    settings = settings_for(trained, events_url)
+    assert run_drift(settings).report["counts"]["events"] == 0  # default: last 24 h, own version
+    assert run_drift(settings, all_versions=True).report["counts"]["events"] == 150
+    week = DriftWindow(since=old - timedelta(hours=1))
+    assert run_drift(settings, window=week).report["counts"]["events"] == 300
+    last = DriftWindow(last_n=120)
+    assert run_drift(settings, window=last, all_versions=True).report["counts"]["events"] == 120
+
+
+def test_a_registry_without_champion_is_an_error(
+    trained: Trained, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # mlflow exports the last URI set
+    empty = ArtPulseSettings(state_dir=tmp_path / "empty")
+    with pytest.raises(DriftError, match="no 'champion' alias"):
+        run_drift(empty)
