@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 
 from artpulse_runtime.constants import FEATURE_NAMES, LABELS
-from artpulse_runtime.events.model import EventChunk, PredictionEvent
+from artpulse_runtime.events.model import EventChunk
 from artpulse_runtime.events.schema import FEATURE_COLUMNS, prediction_events
 
 PROBABILITIES = struct.Struct(f"<{len(LABELS)}f")
@@ -20,21 +20,6 @@ PROBABILITIES = struct.Struct(f"<{len(LABELS)}f")
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _N_FEATURES = len(FEATURE_NAMES)
-
-
-def event_row(event: PredictionEvent) -> dict[str, Any]:
-    """The insert parameters for one event."""
-    row: dict[str, Any] = {
-        "timestamp": event.timestamp,
-        "request_id": event.request_id,
-        "model_name": event.model_name,
-        "model_version": event.model_version,
-        "input_kind": event.input_kind,
-        "label": event.label,
-        "probabilities": PROBABILITIES.pack(*event.probabilities),
-    }
-    row.update(zip(FEATURE_NAMES, event.features, strict=True))
-    return row
 
 
 def timestamp_expression(dialect: Dialect) -> sa.ColumnElement[Any]:

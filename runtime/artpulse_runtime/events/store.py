@@ -16,11 +16,11 @@ from sqlalchemy.engine import URL, Connection, Engine
 from artpulse_runtime.events.columnar import (
     as_utc_datetime,
     chunk_columns,
-    event_row,
     rows_to_chunk,
 )
 from artpulse_runtime.events.model import EventChunk, PredictionEvent
 from artpulse_runtime.events.schema import create_schema, prediction_events
+from artpulse_runtime.events.writing import insert_events
 
 SQLITE_BUSY_TIMEOUT_S = 10.0
 """How long a SQLite connection waits for another writer's lock before failing."""
@@ -158,11 +158,10 @@ class EventStore:
         """Insert ``events`` in one transaction (all or none)."""
         if not events:
             return
-        rows = [event_row(event) for event in events]
         self.ensure_schema()
         try:
             with self._engine.begin() as connection:
-                connection.execute(prediction_events.insert(), rows)
+                insert_events(connection, events)
         except Exception:
             # The database may have been replaced by an empty one: check the schema again.
             self._schema_ready = False
