@@ -8,6 +8,7 @@ from artpulse_jobs.demo import demo_command
 from artpulse_jobs.drift_command import drift_command
 from artpulse_jobs.generate_command import generate_images_command
 from artpulse_jobs.models_command import models_command
+from artpulse_jobs.operator_cmd import operator_command
 from artpulse_jobs.predict_command import predict
 from artpulse_jobs.serve_command import serve
 from artpulse_jobs.train_command import train_command
@@ -30,3 +31,4 @@ main.add_command(train_command)
 main.add_command(models_command)
 main.add_command(demo_command)
 main.add_command(drift_command)
+main.add_command(operator_command)
