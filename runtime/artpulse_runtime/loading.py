@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import mlflow.pyfunc
+import requests
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
@@ -73,6 +74,30 @@ def parse_model_uri(uri: str) -> ModelReference:
     return ModelReference(match["name"], match["version"], match["alias"])
 
 
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    current: BaseException | None = exc
+    while current is not None:
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+_CONNECTION_FAILURES = (
+    ConnectionError,
+    TimeoutError,
+    requests.exceptions.ConnectionError,
+    requests.exceptions.Timeout,
+)
+
+
+def _is_connection_failure(exc: BaseException) -> bool:
+    return any(isinstance(cause, _CONNECTION_FAILURES) for cause in _causes(exc))
+
+
+def _root_cause(exc: BaseException) -> str:
+    root = list(_causes(exc))[-1]
+    return f"{type(root).__name__}: {root}"
+
+
 def resolve_version(client: MlflowClient, reference: ModelReference) -> tuple[str, str | None]:
     """Return ``(version, run_id)`` of the registry version ``reference`` names now."""
     try:
@@ -90,6 +115,11 @@ def resolve_version(client: MlflowClient, reference: ModelReference) -> tuple[st
             raise ModelLoadError(
                 f"{reference.uri}: registered model {reference.name!r} has no {what} "
                 f"in the registry at {client.tracking_uri}"
+            ) from exc
+        if _is_connection_failure(exc):
+            raise ModelLoadError(
+                f"{reference.uri}: cannot reach the registry at {client.tracking_uri}: "
+                f"{_root_cause(exc)}"
             ) from exc
         raise ModelLoadError(
             f"{reference.uri}: registry at {client.tracking_uri} failed: {exc.message}"

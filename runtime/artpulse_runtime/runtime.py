@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 import numpy as np
 from mlserver import MLModel
 from mlserver.errors import MLServerError, ModelNotReady
+from mlserver.settings import ModelSettings
 from mlserver.types import InferenceRequest, InferenceResponse, MetadataModelResponse
 
 from artpulse_runtime.batching import FeatureBatcher
@@ -44,6 +45,7 @@ BATCH_TIME_PARAMETER = "max_batch_time"
 """Keys of ``parameters.extra`` in model-settings.json configuring ArtPulse's batching."""
 
 METRICS_SYNC_SECONDS = 1.0
+UNLOAD_GRACE_SECONDS = 30.0
 
 
 class ModelReloadError(MLServerError):
@@ -56,6 +58,19 @@ class ModelReloadError(MLServerError):
 class ArtPulseRuntime(MLModel):
     """Serves the registered ArtPulse classifier behind the V2 protocol."""
 
+    def __init__(self, settings: ModelSettings) -> None:
+        super().__init__(settings)
+        self._metrics = serving_metrics()
+        self._loaded: LoadedModel | None = None
+        self._batcher: FeatureBatcher | None = None
+        self._extractor: ImageFeatureExtractor | None = None
+        self._recorder: EventRecorder | None = None
+        self._gauges: RecorderGauges | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
     async def load(self) -> bool:
         """Resolve and load the model; start the decode pool, batcher and event recorder.
 
@@ -63,12 +78,6 @@ class ArtPulseRuntime(MLModel):
         at start-up; raises when a reload fails, so the instance already serving stays.
         """
         self._serving = ServingSettings()
-        self._metrics = serving_metrics()
-        self._loaded: LoadedModel | None = None
-        self._batcher: FeatureBatcher | None = None
-        self._recorder: EventRecorder | None = None
-        self._gauges: RecorderGauges | None = None
-        self._tasks: list[asyncio.Task[None]] = []
         self._extractor = ImageFeatureExtractor(
             self._serving.resolved_decode_threads, self._serving.decode_limits, self._metrics
         )
@@ -91,7 +100,6 @@ class ArtPulseRuntime(MLModel):
                 return
             except ModelLoadError as exc:
                 if attempt == self._serving.reload_attempts:
-                    self._extractor.close()
                     raise ModelReloadError(
                         f"reload of {self.name!r} failed after {attempt} attempts; the model "
                         f"already loaded keeps serving: {exc}"
@@ -142,7 +150,9 @@ class ArtPulseRuntime(MLModel):
 
     def _start_recorder(self) -> None:
         recorder = EventRecorder(
-            self._serving.resolved_events_url, max_queue=self._serving.event_queue_size
+            self._serving.resolved_events_url,
+            max_queue=self._serving.event_queue_size,
+            flush_interval=self._serving.event_flush_interval,
         )
         recorder.start()
         atexit.register(recorder.close)
@@ -165,13 +175,23 @@ class ArtPulseRuntime(MLModel):
 
     async def predict(self, payload: InferenceRequest) -> InferenceResponse:
         """Answer one V2 request carrying ``image`` or ``features`` (see ``codecs``)."""
-        loaded, batcher = self._loaded, self._batcher
-        if loaded is None or batcher is None:
+        self._in_flight += 1
+        self._idle.clear()
+        try:
+            return await self._predict(payload)
+        finally:
+            self._in_flight -= 1
+            if not self._in_flight:
+                self._idle.set()
+
+    async def _predict(self, payload: InferenceRequest) -> InferenceResponse:
+        loaded, batcher, extractor = self._loaded, self._batcher, self._extractor
+        if loaded is None or batcher is None or extractor is None:
             raise ModelNotReady(self.name)
         request = decode_request(payload)
         async with batcher.request():
             if request.kind == KIND_IMAGE:
-                features = await self._extractor.extract(request.images)
+                features = await extractor.extract(request.images)
             else:
                 assert request.features is not None
                 features = request.features
@@ -214,7 +234,9 @@ class ArtPulseRuntime(MLModel):
             ).inc(int(counts[index]))
 
     async def unload(self) -> bool:
-        """Stop background work, flush the event queue and free the decode threads."""
+        """Let requests in flight finish, stop background work, flush the event queue."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), UNLOAD_GRACE_SECONDS)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -228,5 +250,6 @@ class ArtPulseRuntime(MLModel):
             atexit.unregister(recorder.close)
             if self._gauges is not None:
                 self._gauges.sync()
-        await asyncio.to_thread(self._extractor.close)
+        if self._extractor is not None:
+            await asyncio.to_thread(self._extractor.close)
         return True

@@ -24,6 +24,9 @@ class ServingSettings(ArtPulseSettings):
     event_queue_size: int = 10_000
     """Events held in memory while the store is slow or down; beyond that they are dropped."""
 
+    event_flush_interval: float = 0.5
+    """Longest time, in seconds, an event waits in the queue before the writer flushes it."""
+
     max_image_bytes: int = DecodeLimits.max_bytes
     """Largest accepted encoded image, in bytes."""
 

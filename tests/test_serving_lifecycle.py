@@ -1,0 +1,150 @@
+"""Readiness, retries, reloads and shutdown of a real ``mlserver`` process."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import mlflow
+import pytest
+import requests
+
+from artpulse_jobs.client import PredictionError, image_request_json, predict_images_rest
+from artpulse_runtime.constants import ALIAS_CHAMPION, MODEL_NAME
+from artpulse_runtime.settings import ArtPulseSettings
+from support.environment import free_port
+from support.serving import (
+    sample_images,
+    server_on_free_ports,
+    stored_events,
+    trained_settings,
+    wait_until,
+)
+from support.training import train_registered_model
+
+pytestmark = pytest.mark.slow
+
+FAST_RETRIES = {"ARTPULSE_LOAD_RETRY_INITIAL": "0.2", "ARTPULSE_LOAD_RETRY_MAX": "0.5"}
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("lifecycle")
+
+
+@pytest.fixture(scope="module")
+def settings(folder: Path) -> Iterator[ArtPulseSettings]:
+    with trained_settings(folder) as trained:
+        yield trained
+
+
+@pytest.fixture(scope="module")
+def images(folder: Path) -> list[bytes]:
+    return sample_images(folder, per_label=1)
+
+
+def ready(http_url: str) -> bool:
+    url = f"{http_url}/v2/models/{MODEL_NAME}/ready"
+    return requests.get(url, timeout=5).status_code == 200
+
+
+def test_missing_alias_is_not_ready_then_loads_when_the_alias_appears(
+    settings: ArtPulseSettings, images: list[bytes]
+) -> None:
+    client = mlflow.MlflowClient()
+    version = client.get_model_version_by_alias(MODEL_NAME, ALIAS_CHAMPION).version
+    uri = f"models:/{MODEL_NAME}@staging"
+    with server_on_free_ports(
+        settings, model_uri=uri, env=FAST_RETRIES, wait_for_model=False
+    ) as server:
+        wait_until(lambda: "has no alias @staging" in server.log_text(), 30, "the load error")
+        assert not ready(server.http_url)
+        with pytest.raises(PredictionError) as refused:
+            predict_images_rest(server.http_url, images[:1])
+        assert refused.value.status == "400" and "not ready" in refused.value.message
+        client.set_registered_model_alias(MODEL_NAME, "staging", version)
+        wait_until(lambda: ready(server.http_url), 30, "the model to become ready")
+        assert predict_images_rest(server.http_url, images[:1]).model_version == str(version)
+        assert server.process.poll() is None
+
+
+def test_missing_pinned_version_is_not_ready_and_says_so(settings: ArtPulseSettings) -> None:
+    uri = f"models:/{MODEL_NAME}/99"
+    with server_on_free_ports(
+        settings, model_uri=uri, env=FAST_RETRIES, wait_for_model=False
+    ) as server:
+        wait_until(lambda: "has no version 99" in server.log_text(), 30, "the load error")
+        wait_until(lambda: server.log_text().count("has no version 99") >= 3, 30, "retries")
+        assert not ready(server.http_url)
+        assert server.process.poll() is None
+
+
+def test_unreachable_registry_is_not_ready_and_retries(settings: ArtPulseSettings) -> None:
+    env = {**FAST_RETRIES, "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{free_port()}"}
+    with server_on_free_ports(settings, env=env, wait_for_model=False) as server:
+        wait_until(lambda: server.log_text().count("cannot reach the registry") >= 2, 60, "retries")
+        assert not ready(server.http_url)
+        assert server.process.poll() is None
+
+
+def test_reload_resolves_the_alias_afresh_while_the_old_model_serves(
+    settings: ArtPulseSettings, folder: Path, images: list[bytes]
+) -> None:
+    client = mlflow.MlflowClient()
+    first = str(client.get_model_version_by_alias(MODEL_NAME, ALIAS_CHAMPION).version)
+    with server_on_free_ports(settings, env=FAST_RETRIES) as server:
+        assert predict_images_rest(server.http_url, images[:1]).model_version == first
+        second = train_registered_model(settings, folder, seed=1).version
+        assert second != first
+        client.set_registered_model_alias(MODEL_NAME, ALIAS_CHAMPION, second)
+
+        seen: list[str] = []
+        failures: list[Exception] = []
+        stop = threading.Event()
+
+        def keep_predicting() -> None:
+            while not stop.is_set():
+                try:
+                    seen.append(predict_images_rest(server.http_url, images[:1]).model_version)
+                except Exception as exc:
+                    failures.append(exc)
+
+        worker = threading.Thread(target=keep_predicting)
+        worker.start()
+        try:
+            wait_until(lambda: len(seen) >= 3, 30, "predictions before the reload")
+            load_url = f"{server.http_url}/v2/repository/models/{MODEL_NAME}/load"
+            assert requests.post(load_url, timeout=60).status_code == 200
+            count = len(seen)
+            wait_until(lambda: len(seen) >= count + 3, 30, "predictions after the reload")
+        finally:
+            stop.set()
+            worker.join()
+        assert failures == []
+        assert seen[0] == first and seen[-1] == second
+        assert seen == sorted(seen, key=int), "versions went back after the reload"
+
+        client.delete_registered_model_alias(MODEL_NAME, ALIAS_CHAMPION)
+        failed = requests.post(load_url, timeout=60)
+        assert failed.status_code == 503
+        assert "has no alias @champion" in failed.json()["error"]
+        assert "keeps serving" in failed.json()["error"]
+        assert predict_images_rest(server.http_url, images[:1]).model_version == second
+        assert ready(server.http_url)
+        client.set_registered_model_alias(MODEL_NAME, ALIAS_CHAMPION, first)
+
+
+def test_graceful_stop_flushes_the_event_queue(
+    settings: ArtPulseSettings, images: list[bytes]
+) -> None:
+    request_id = f"flush-{uuid.uuid4()}"
+    body = image_request_json(images) | {"id": request_id}
+    # With a one-minute flush interval the events are still queued when the server stops.
+    with server_on_free_ports(settings, env={"ARTPULSE_EVENT_FLUSH_INTERVAL": "60"}) as server:
+        url = f"{server.http_url}/v2/models/{MODEL_NAME}/infer"
+        for _ in range(5):
+            assert requests.post(url, json=body, timeout=30).status_code == 200
+    assert server.process.returncode == 0
+    assert len(stored_events(settings.resolved_events_url, request_id)) == 5 * len(images)
