@@ -58,19 +58,28 @@ def copy_tree(workdir: Path, *, with_prod_secret: bool = True) -> Path:
     return target
 
 
-def render_overlay(name: str, workdir: Path, components: tuple[str, ...] = ()) -> list[Obj]:
-    """Render overlay ``name`` (from a copy in ``workdir``), optionally with extra components."""
+def render_overlay(
+    name: str,
+    workdir: Path,
+    components: tuple[str, ...] = (),
+    namespace: str | None = None,
+) -> list[Obj]:
+    """Render overlay ``name`` (from a copy in ``workdir``), optionally with extra components
+    or moved to another namespace (kustomize renames the Namespace object too)."""
     tree = copy_tree(workdir)
-    if not components:
+    if not components and namespace is None:
         return render_dir(tree / "overlays" / name)
     composed = workdir / "composed"
     composed.mkdir()
-    document = {
+    document: dict[str, Any] = {
         "apiVersion": "kustomize.config.k8s.io/v1beta1",
         "kind": "Kustomization",
         "resources": [f"../kustomize/overlays/{name}"],
-        "components": [f"../kustomize/components/{component}" for component in components],
     }
+    if components:
+        document["components"] = [f"../kustomize/components/{c}" for c in components]
+    if namespace is not None:
+        document["namespace"] = namespace
     (composed / "kustomization.yaml").write_text(yaml.safe_dump(document))
     return render_dir(composed)
 
