@@ -264,7 +264,9 @@ def test_unsupported_urls_are_refused_and_postgresql_means_psycopg() -> None:
         ("timestamp", datetime(2026, 1, 1), "timestamp must be timezone-aware"),
         ("input_kind", "video", "input_kind must be one of"),
         ("features", (1.0, 2.0), "features needs 5 values, got 2"),
-        ("features", (1.0, 2.0, float("nan"), 4.0, 5.0), "features must be finite"),
+        ("features", (1.0, 2.0, float("nan"), 4.0, 5.0), "features must be finite float32"),
+        ("features", (1.0, 2.0, 3.0, 4.0, 1e39), "features must be finite float32"),
+        ("probabilities", (0.2, 0.2, float("inf"), 0.2, 0.2), "probabilities must be finite"),
         ("probabilities", (0.2,) * 4, "probabilities needs 5 values, got 4"),
     ],
 )

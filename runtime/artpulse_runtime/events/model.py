@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,12 +14,18 @@ INPUT_KINDS: tuple[str, ...] = (INPUT_IMAGE, INPUT_FEATURES)
 """The values ``PredictionEvent.input_kind`` may take."""
 
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+"""Features and probabilities are float32 (the V2 outputs are FP32); so is the store."""
+
+
 def _check_values(name: str, values: tuple[float, ...], expected: int) -> None:
     if len(values) != expected:
         raise ValueError(f"PredictionEvent.{name} needs {expected} values, got {len(values)}")
-    for value in values:
-        if not math.isfinite(value):
-            raise ValueError(f"PredictionEvent.{name} must be finite numbers, got {values!r}")
+    # On the request path: the sum is NaN or infinite iff a value is (the range check
+    # below keeps the sum of in-range values finite), so one pass in C decides.
+    total = sum(values)
+    if total - total != 0.0 or max(values) > FLOAT32_MAX or min(values) < -FLOAT32_MAX:
+        raise ValueError(f"PredictionEvent.{name} must be finite float32 numbers, got {values!r}")
 
 
 @dataclass(frozen=True, slots=True)
