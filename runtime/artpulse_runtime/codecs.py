@@ -168,7 +168,7 @@ def _feature_rows(datatype: str, shape: list[int], data: Any) -> np.ndarray:
     if len(bad):
         row, column = (int(i) for i in bad[0])
         raise InvalidInputError(
-            f"input {INPUT_FEATURES!r}[{row}][{FEATURE_NAMES[column]}] = {rows[row, column]!r} "
+            f"input {INPUT_FEATURES!r}[{row}][{FEATURE_NAMES[column]}] = {float(rows[row, column]):g} "
             f"is invalid; every feature is a finite number in [0, 1] ({len(bad)} bad value(s))"
         )
     return rows
