@@ -18,11 +18,17 @@ from artpulse_jobs.cli import main
 from artpulse_jobs.datasets import load_image_dataset
 from artpulse_jobs.drift import DRIFT_EXPERIMENT, DriftError, DriftWindow, run_drift
 from artpulse_jobs.drift_command import EXIT_DRIFT
-from artpulse_runtime.constants import DRIFT_REPORT_HTML, DRIFT_REPORT_JSON, LABELS, MODEL_NAME
+from artpulse_runtime.constants import (
+    ALIAS_CHAMPION,
+    DRIFT_REPORT_HTML,
+    DRIFT_REPORT_JSON,
+    LABELS,
+    MODEL_NAME,
+)
 from artpulse_runtime.events import EventStore, events_from_predictions
 from artpulse_runtime.settings import ArtPulseSettings
 from artpulse_runtime.tracking import configure_tracking
-from support.training import train_registered_model
+from support.monitoring import images, module_settings, quick_training
 
 pytestmark = pytest.mark.slow
 
@@ -42,14 +48,10 @@ class Trained:
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trained]:
     """One real training for the whole module (version 1, champion)."""
     root = tmp_path_factory.mktemp("drift-job")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("ARTPULSE_STATE_DIR", str(root / "state"))
-        for name in ("MLFLOW_TRACKING_URI", "ARTPULSE_EVENTS_URL", "ARTPULSE_MODEL_URI"):
-            patch.delenv(name, raising=False)
-        settings = ArtPulseSettings()
-        configure_tracking(settings)
-        result = train_registered_model(settings, root, per_label=20)
-        dataset = load_image_dataset(next(root.glob("images-*")), 2, workers=1)
+    with module_settings(root) as settings:
+        dataset_dir = images(root, 20, seed=0)
+        result = quick_training(settings, dataset_dir)
+        dataset = load_image_dataset(dataset_dir, 2, workers=1)
         yield Trained(settings, result.version, dataset.features, dataset.labels, root)
 
 
@@ -159,10 +161,12 @@ def test_window_and_version_select_the_events(trained: Trained, events_url: str)
     assert run_drift(settings, window=last, all_versions=True).report["counts"]["events"] == 120
 
 
-def test_a_registry_without_champion_is_an_error(
-    trained: Trained, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # mlflow exports the last URI set
-    empty = ArtPulseSettings(state_dir=tmp_path / "empty")
-    with pytest.raises(DriftError, match="no 'champion' alias"):
-        run_drift(empty)
+def test_a_registry_without_champion_is_an_error(trained: Trained, events_url: str) -> None:
+    client = MlflowClient()
+    client.delete_registered_model_alias(MODEL_NAME, ALIAS_CHAMPION)
+    try:
+        with pytest.raises(DriftError, match="no 'champion' alias"):
+            run_drift(settings_for(trained, events_url))
+        assert CliRunner().invoke(main, ["drift"]).exit_code == 1
+    finally:
+        client.set_registered_model_alias(MODEL_NAME, ALIAS_CHAMPION, trained.version)

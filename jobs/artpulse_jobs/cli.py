@@ -10,6 +10,7 @@ from artpulse_jobs.generate_command import generate_images_command
 from artpulse_jobs.models_command import models_command
 from artpulse_jobs.operator_cmd import operator_command
 from artpulse_jobs.predict_command import predict
+from artpulse_jobs.promotion_command import promote_command, rollback_command
 from artpulse_jobs.serve_command import serve
 from artpulse_jobs.train_command import train_command
 
@@ -32,3 +33,5 @@ main.add_command(models_command)
 main.add_command(demo_command)
 main.add_command(drift_command)
 main.add_command(operator_command)
+main.add_command(promote_command)
+main.add_command(rollback_command)
