@@ -7,6 +7,7 @@ import re
 
 import pytest
 
+from artpulse_jobs.serving import SERVER_ENV_DEFAULTS
 from artpulse_runtime.constants import MODEL_NAME, MODEL_URI_ENV
 from artpulse_runtime.events import EventRecorder
 from support.kustomize import (
@@ -251,6 +252,8 @@ def test_runtime_deployment_contract(objects: list[Obj]) -> None:
     assert container["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
     env = {v["name"]: v.get("value") for v in container["env"]}
     assert PINNED_MODEL_URI.match(env[MODEL_URI_ENV]), env[MODEL_URI_ENV]
+    # `mlserver start` runs directly here: the defaults `artpulse serve` applies must be set.
+    assert {k: env.get(k) for k in SERVER_ENV_DEFAULTS} == dict(SERVER_ENV_DEFAULTS)
     assert env["ARTPULSE_EVENTS_URL"].startswith("postgresql+psycopg://")
     # The grace period covers the preStop sleep plus the event recorder's flush timeout.
     pre_stop = container["lifecycle"]["preStop"]["exec"]["command"]
