@@ -11,6 +11,7 @@ from artpulse_jobs.models_command import models_command
 from artpulse_jobs.operator_cmd import operator_command
 from artpulse_jobs.predict_command import predict
 from artpulse_jobs.promotion_command import promote_command, rollback_command
+from artpulse_jobs.retrain_command import retrain_command
 from artpulse_jobs.serve_command import serve
 from artpulse_jobs.train_command import train_command
 
@@ -35,3 +36,4 @@ main.add_command(drift_command)
 main.add_command(operator_command)
 main.add_command(promote_command)
 main.add_command(rollback_command)
+main.add_command(retrain_command)

@@ -1,0 +1,142 @@
+"""``artpulse retrain`` on a real registry and event store: quiet without drift, a tagged
+challenger with drift or ``--force``."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from mlflow import MlflowClient
+
+from artpulse_jobs.cli import main
+from artpulse_jobs.datasets import load_image_dataset
+from artpulse_jobs.generate import generate_images
+from artpulse_jobs.registry import registered_aliases
+from artpulse_jobs.retrain import TAG_DRIFT_RUN, TAG_REASON, RetrainError, dataset_folder, retrain
+from artpulse_runtime.constants import ALIAS_CHALLENGER, ALIAS_CHAMPION, LABELS, MODEL_NAME
+from artpulse_runtime.events import EventStore, events_from_predictions
+from artpulse_runtime.settings import ArtPulseSettings
+from support.monitoring import images, module_settings, quick_training
+
+pytestmark = pytest.mark.slow
+
+
+@dataclass
+class Champion:
+    settings: ArtPulseSettings
+    version: str
+    dataset_dir: Path
+    features: np.ndarray
+    labels: np.ndarray
+    new_data: Path
+
+
+@pytest.fixture(scope="module")
+def champion(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Champion]:
+    root = tmp_path_factory.mktemp("retrain")
+    with module_settings(root) as settings:
+        dataset_dir = images(root, 20, seed=0)
+        result = quick_training(settings, dataset_dir)
+        dataset = load_image_dataset(dataset_dir, 2, workers=1)
+        new_data = root / "newly-labelled"
+        generate_images(new_data, 6, size=96, seed=9, labels=("vibrant", "neo-pop"))
+        yield Champion(
+            settings, result.version, dataset_dir, dataset.features, dataset.labels, new_data
+        )
+
+
+@pytest.fixture
+def events_url(champion: Champion, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    url = f"sqlite:///{tmp_path / 'events.db'}"
+    monkeypatch.setenv("ARTPULSE_STATE_DIR", str(champion.settings.state_dir))
+    monkeypatch.setenv("ARTPULSE_EVENTS_URL", url)
+    return url
+
+
+def write_events(url: str, features: np.ndarray, labels: np.ndarray, version: str) -> None:
+    store = EventStore(url)
+    try:
+        store.write(
+            events_from_predictions(
+                timestamp=datetime.now(UTC),
+                request_id="retrain-test",
+                model_name=MODEL_NAME,
+                model_version=version,
+                input_kind="image",
+                features=features,
+                labels=[LABELS[i] for i in labels],
+                probabilities=np.eye(len(LABELS))[labels],
+            )
+        )
+    finally:
+        store.close()
+
+
+def versions(client: MlflowClient) -> set[str]:
+    return {str(v.version) for v in client.search_model_versions(f"name = '{MODEL_NAME}'")}
+
+
+def test_no_drift_does_nothing(champion: Champion, events_url: str) -> None:
+    index = np.random.default_rng(0).integers(0, champion.labels.size, 400)
+    write_events(events_url, champion.features[index], champion.labels[index], champion.version)
+    before = versions(MlflowClient())
+    result = CliRunner().invoke(main, ["retrain", "--new-data-dir", str(champion.new_data)])
+    assert result.exit_code == 0, result.output
+    assert "no retraining: no_drift" in result.output
+    assert versions(MlflowClient()) == before
+
+
+def test_drift_registers_a_challenger_tagged_with_the_drift_run(
+    champion: Champion, events_url: str, tmp_path: Path
+) -> None:
+    vibrant = champion.labels == LABELS.index("vibrant")
+    rows = np.repeat(champion.features[vibrant], 8, axis=0)
+    write_events(events_url, rows, np.full(len(rows), LABELS.index("vibrant")), champion.version)
+    result = CliRunner().invoke(
+        main, ["retrain", "--new-data-dir", str(champion.new_data), "--output-dir", str(tmp_path)]
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "drift_report.json").read_text())
+    assert report["verdict"] == "drift"
+    client = MlflowClient()
+    challenger = registered_aliases(client, MODEL_NAME)[ALIAS_CHALLENGER]
+    assert registered_aliases(client, MODEL_NAME)[ALIAS_CHAMPION] == champion.version
+    assert challenger != champion.version
+    tags = client.get_model_version(MODEL_NAME, challenger).tags
+    assert tags[TAG_DRIFT_RUN] == report["mlflow_run_id"]
+    assert tags[TAG_REASON] == "drift"
+    run = client.get_run(str(client.get_model_version(MODEL_NAME, challenger).run_id))
+    assert run.data.params["n_train"] != "0"
+    assert f"version {challenger} registered" in result.output
+    dataset = json.loads(
+        Path(client.download_artifacts(run.info.run_id, "dataset.json")).read_text()
+    )
+    assert [extra["path"] for extra in dataset["extra_datasets"]] == [str(champion.new_data)]
+
+
+def test_force_retrains_from_a_quiet_report(champion: Champion, tmp_path: Path) -> None:
+    report = {"verdict": "no_drift", "summary": "no_drift over 500 events", "mlflow_run_id": "r1"}
+    assert not retrain(champion.settings, report).retrained
+    outcome = retrain(champion.settings, report, force=True, new_data_dirs=[tmp_path / "none"])
+    assert outcome.retrained and outcome.result is not None
+    tags = MlflowClient().get_model_version(MODEL_NAME, outcome.result.version).tags
+    assert tags[TAG_REASON] == "forced" and tags[TAG_DRIFT_RUN] == "r1"
+    assert any("missing or empty" in note for note in outcome.notes)
+
+
+def test_dataset_folder_defaults_to_the_champions_and_errors_name_the_folder(
+    champion: Champion, tmp_path: Path
+) -> None:
+    assert dataset_folder(champion.settings, None) == champion.dataset_dir
+    with pytest.raises(RetrainError, match="nowhere"):
+        dataset_folder(champion.settings, tmp_path / "nowhere")
+    broken = tmp_path / "report.json"
+    broken.write_text("[1, 2]")
+    result = CliRunner().invoke(main, ["retrain", "--report", str(broken)])
+    assert result.exit_code == 1 and "not a drift report" in result.output
