@@ -46,6 +46,17 @@ def connect(settings: OperatorSettings) -> Clients:
     return Clients(k8s.AppsV1Api(), k8s.CustomObjectsApi(), settings)
 
 
+def crd_served(clients: Clients) -> bool:
+    """True when the API server serves the ArtPulseModel kind (discovery, no RBAC needed)."""
+    try:
+        found = clients.custom.get_api_resources(c.GROUP, c.VERSION)
+    except ApiException as error:
+        if error.status == 404:
+            return False
+        raise
+    return any(resource.name == c.PLURAL for resource in found.resources or [])
+
+
 @dataclass
 class CycleResult:
     """What the caller does next: post ``events``, then wait ``poll_seconds`` or back off."""

@@ -15,15 +15,22 @@ import kopf
 
 from artpulse_operator import constants as c
 from artpulse_operator.config import OperatorSettings, backoff_seconds
-from artpulse_operator.cycle import Clients, connect, run_cycle
+from artpulse_operator.cycle import Clients, connect, crd_served, run_cycle
 from artpulse_operator.registry import limit_http_waits
 from artpulse_operator.spec import InvalidSpec, parse_spec
+
+CRD_RETRY_SECONDS = 5.0
 
 
 @kopf.on.startup()
 def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
-    """Keep kopf's bookkeeping under our prefix, post only our own Events, build clients."""
+    """Keep kopf's bookkeeping under our prefix, post only our own Events, build clients.
+
+    Cluster scanning (watching CRDs and Namespaces cluster-wide) is off, so the namespaced
+    Role of ``manifests/rbac.yaml`` is enough; instead start-up waits until the CRD is served.
+    """
     settings.posting.level = logging.CRITICAL
+    settings.scanning.disabled = True
     settings.persistence.finalizer = c.FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=c.KOPF_PREFIX)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
@@ -31,7 +38,14 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     )
     operator_settings = OperatorSettings()
     limit_http_waits(operator_settings.operator_registry_timeout_seconds)
-    memo.clients = connect(operator_settings)
+    clients = connect(operator_settings)
+    if not crd_served(clients):
+        raise kopf.TemporaryError(
+            f"the API server does not serve {c.PLURAL}.{c.GROUP}/{c.VERSION} yet: "
+            "apply manifests/crd.yaml",
+            delay=CRD_RETRY_SECONDS,
+        )
+    memo.clients = clients
 
 
 def _wakeup(memo: kopf.Memo) -> asyncio.Event:

@@ -3,6 +3,8 @@ Deployment in a throwaway namespace, and polling with a deadline."""
 
 from __future__ import annotations
 
+import base64
+import os
 import subprocess
 import time
 import uuid
@@ -12,6 +14,7 @@ from typing import Any, TypeVar
 
 import mlflow
 import numpy as np
+import yaml
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 from mlflow.tracking import MlflowClient
@@ -169,3 +172,52 @@ def pinned(apps: k8s.AppsV1Api, namespace: str, name: str = "artpulse-runtime") 
     env = {e.name: e.value for e in template.spec.containers[0].env or []}
     annotations = template.metadata.annotations or {}
     return env.get(MODEL_URI_ENV), annotations.get("artpulse.io/model-version")
+
+
+def install_manifests(namespace: str, work_dir: Path) -> None:
+    """Apply ``manifests/`` (CRD, ServiceAccount, Role, RoleBinding) into ``namespace``.
+
+    Through a kustomization with ``namespace:``, as the kustomize base includes it.
+    """
+    work_dir.mkdir(parents=True, exist_ok=True)
+    relative = os.path.relpath(REPO / "manifests", work_dir)
+    (work_dir / "kustomization.yaml").write_text(
+        f"namespace: {namespace}\nresources:\n  - {relative}\n"
+    )
+    subprocess.run(
+        [str(KUBECTL), "apply", "-k", str(work_dir)], check=True, capture_output=True, text=True
+    )
+
+
+def service_account_kubeconfig(
+    core: k8s.CoreV1Api, admin_kubeconfig: str, namespace: str, account: str, path: Path
+) -> Path:
+    """Write a kubeconfig that authenticates as ``namespace/account`` with its token."""
+
+    def token() -> str | None:
+        for secret in core.list_namespaced_secret(namespace).items:
+            annotations = secret.metadata.annotations or {}
+            if (
+                secret.type == "kubernetes.io/service-account-token"
+                and annotations.get("kubernetes.io/service-account.name") == account
+            ):
+                return base64.b64decode(secret.data["token"]).decode()
+        return None
+
+    admin = yaml.safe_load(Path(admin_kubeconfig).read_text())
+    cluster = admin["clusters"][0]["cluster"]
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "local", "cluster": cluster}],
+        "users": [{"name": account, "user": {"token": wait_for(f"{account}'s token", token)}}],
+        "contexts": [
+            {
+                "name": account,
+                "context": {"cluster": "local", "user": account, "namespace": namespace},
+            }
+        ],
+        "current-context": account,
+    }
+    path.write_text(yaml.safe_dump(config))
+    return path
