@@ -167,8 +167,9 @@ def _feature_rows(datatype: str, shape: list[int], data: Any) -> np.ndarray:
     bad = np.argwhere(~np.isfinite(rows) | (rows < 0.0) | (rows > 1.0))
     if len(bad):
         row, column = (int(i) for i in bad[0])
+        value = float(rows[row, column])
         raise InvalidInputError(
-            f"input {INPUT_FEATURES!r}[{row}][{FEATURE_NAMES[column]}] = {float(rows[row, column]):g} "
+            f"input {INPUT_FEATURES!r}[{row}][{FEATURE_NAMES[column]}] = {value:g} "
             f"is invalid; every feature is a finite number in [0, 1] ({len(bad)} bad value(s))"
         )
     return rows

@@ -14,6 +14,7 @@ import asyncio
 import atexit
 import contextlib
 import logging
+import time
 from datetime import UTC, datetime
 
 import numpy as np
@@ -125,6 +126,7 @@ class ArtPulseRuntime(MLModel):
 
     async def _attempt(self) -> None:
         uri, tracking_uri = self._serving.model_uri, self._serving.resolved_tracking_uri
+        started = time.perf_counter()
         loaded = await asyncio.to_thread(load_registered_model, tracking_uri, uri)
         extra = (self.settings.parameters.extra if self.settings.parameters else None) or {}
         self._batcher = FeatureBatcher(
@@ -137,12 +139,13 @@ class ArtPulseRuntime(MLModel):
         self._loaded = loaded
         mark_serving(self.name, True)
         logger.info(
-            "model %r serves registry version %s of %r (from %s; batching %s, %d decode threads, "
-            "events %s)",
+            "model %r serves registry version %s of %r (from %s, loaded in %.2f s; batching %s, "
+            "%d decode threads, events %s)",
             self.name,
             loaded.version,
             loaded.name,
             uri,
+            time.perf_counter() - started,
             "on" if self._batcher.enabled else "off",
             self._serving.resolved_decode_threads,
             "on" if self._recorder else "off",

@@ -1,0 +1,273 @@
+"""Serving benchmark: throughput, latency and server CPU per request against their floors.
+
+Run: ``.venv/bin/python bench/serve.py [--seconds 3] [--quick]``. Trains a small model into a
+temporary registry, then measures image requests (one 256x256 PNG) and feature requests at
+concurrency 1, 8 and 32 over REST and gRPC, on servers with batching on/off and event
+recording on/off, and time from process start to model ready. The floor is measured in the
+same run: decoding + resizing that PNG in-process, and MLServer answering a no-op model
+(``bench/noop_runtime.py``) with the same payloads. Prints a table and the ratios the issue
+sets as targets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import socket
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import aiohttp
+import grpc
+import numpy as np
+from mlserver.grpc import dataplane_pb2 as pb
+from mlserver.grpc import dataplane_pb2_grpc as pb_grpc
+from serve_report import Cell, report
+
+from artpulse_jobs.client import (
+    features_request_grpc,
+    features_request_json,
+    image_request_grpc,
+    image_request_json,
+)
+from artpulse_jobs.generate import generate_images
+from artpulse_jobs.serving import ServerHandle, default_repository, running_server
+from artpulse_jobs.train import TrainConfig, run_training
+from artpulse_runtime.constants import MODEL_NAME
+from artpulse_runtime.features import extract_features
+from artpulse_runtime.imaging import prepare_image
+from artpulse_runtime.loading import load_registered_model
+from artpulse_runtime.settings import ArtPulseSettings
+from artpulse_runtime.tracking import configure_tracking
+
+BENCH_DIR = Path(__file__).resolve().parent
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    """A loopback TCP port that was free a moment ago."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU time so far of process ``pid`` and its child processes (all threads)."""
+    proc = Path(f"/proc/{pid}")
+    try:
+        fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+        children = [int(c) for t in proc.glob("task/*/children") for c in t.read_text().split()]
+    except FileNotFoundError:
+        return 0.0
+    own = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    return own + sum(process_cpu_seconds(child) for child in children)
+
+
+def in_process_floor(image: bytes, repeats: int = 300) -> tuple[float, float]:
+    """Milliseconds per image for decode + resize, and for the whole feature extraction."""
+    timings = []
+    for work in (prepare_image, extract_features):
+        work(image)
+        start = time.process_time()
+        for _ in range(repeats):
+            work(image)
+        timings.append((time.process_time() - start) / repeats * 1000)
+    return timings[0], timings[1]
+
+
+Send = Callable[[], Awaitable[None]]
+
+
+async def measure(
+    pid: int, send: Send, concurrency: int, seconds: float
+) -> tuple[int, int, float, float, list[float]]:
+    """Run ``concurrency`` closed-loop clients for ``seconds``; return the raw figures."""
+    latencies: list[float] = []
+    errors = 0
+
+    async def client(until: float, record: bool) -> None:
+        nonlocal errors
+        while time.perf_counter() < until:
+            start = time.perf_counter()
+            try:
+                await send()
+            except Exception:
+                errors += record
+                continue
+            if record:
+                latencies.append((time.perf_counter() - start) * 1000)
+
+    warm_until = time.perf_counter() + min(0.5, seconds / 4)
+    await asyncio.gather(*[client(warm_until, False) for _ in range(concurrency)])
+    cpu_before, started = process_cpu_seconds(pid), time.perf_counter()
+    until = started + seconds
+    await asyncio.gather(*[client(until, True) for _ in range(concurrency)])
+    wall = time.perf_counter() - started
+    return len(latencies), errors, wall, process_cpu_seconds(pid) - cpu_before, latencies
+
+
+async def bench_server(
+    name: str,
+    handle: ServerHandle,
+    payloads: dict[str, tuple[bytes, pb.ModelInferRequest]],
+    args: argparse.Namespace,
+) -> list[Cell]:
+    """Measure every kind x protocol x concurrency cell against one running server."""
+    url = f"{handle.http_url}/v2/models/{MODEL_NAME}/infer"
+    cells = []
+    limits = aiohttp.TCPConnector(limit=64)
+    async with (
+        aiohttp.ClientSession(connector=limits) as session,
+        grpc.aio.insecure_channel(handle.grpc_target) as channel,
+    ):
+        stub = pb_grpc.GRPCInferenceServiceStub(channel)
+        for kind, (body, message) in payloads.items():
+
+            async def rest(body: bytes = body) -> None:
+                headers = {"Content-Type": "application/json"}
+                async with session.post(url, data=body, headers=headers) as response:
+                    await response.read()
+                    if response.status != 200:
+                        raise RuntimeError(response.status)
+
+            async def grpc_call(message: pb.ModelInferRequest = message) -> None:
+                await stub.ModelInfer(message, timeout=30)
+
+            for protocol, send in (("rest", rest), ("grpc", grpc_call)):
+                for concurrency in args.concurrency:
+                    count, errors, wall, cpu, latencies = await measure(
+                        handle.process.pid, send, concurrency, args.seconds
+                    )
+                    figures = (count, errors, wall, cpu, np.asarray(latencies))
+                    cell = Cell(name, kind, protocol, concurrency, *figures)
+                    print_row(cell)
+                    cells.append(cell)
+    return cells
+
+
+def print_row(cell: Cell) -> None:
+    """One table row."""
+    print(
+        f"{cell.server:<14} {cell.kind:<8} {cell.protocol:<5} {cell.concurrency:>4} "
+        f"{cell.throughput:>9.1f} {cell.percentile(50):>8.2f} {cell.percentile(95):>8.2f} "
+        f"{cell.percentile(99):>8.2f} {cell.cpu_ms_per_request:>10.3f} {cell.errors:>6}",
+        flush=True,
+    )
+
+
+def repository_copy(
+    folder: Path, extra: dict[str, object] | None = None, implementation: str | None = None
+) -> Path:
+    """A copy of runtime/'s settings with the model's batching or implementation replaced."""
+    folder.mkdir(parents=True)
+    source = default_repository()
+    shutil.copy(source / "settings.json", folder / "settings.json")
+    model = json.loads((source / "model-settings.json").read_text())
+    if extra is not None:
+        model["parameters"]["extra"] = extra
+    if implementation is not None:
+        model = {"name": MODEL_NAME, "implementation": implementation}
+    (folder / "model-settings.json").write_text(json.dumps(model))
+    return folder
+
+
+def prepare_registry(work: Path, args: argparse.Namespace) -> ArtPulseSettings:
+    """The registry to serve from: ``--state-dir``'s, or one trained here on generated images."""
+    os.environ["ARTPULSE_STATE_DIR"] = str(args.state_dir or work / "state")
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+    os.environ.pop("ARTPULSE_EVENTS_URL", None)
+    settings = ArtPulseSettings()
+    configure_tracking(settings)
+    if args.state_dir is None:
+        dataset = work / "dataset"
+        generate_images(dataset, args.per_label, size=128, seed=0)
+        config = TrainConfig(dataset_dir=dataset, seed=0, test_size=0.25, min_per_label=2)
+        result = run_training(settings, config)
+        print(f"trained version {result.version}: {result.best_candidate}")
+    return settings
+
+
+def model_call_ms(settings: ArtPulseSettings, row: list[float]) -> float:
+    """CPU milliseconds of one ``predict_proba`` call of the champion on one row."""
+    loaded = load_registered_model(settings.resolved_tracking_uri, settings.model_uri)
+    rows = np.asarray([row], dtype=np.float32)
+    loaded.classifier.predict_proba(rows)
+    start = time.process_time()
+    for _ in range(50):
+        loaded.classifier.predict_proba(rows)
+    estimator = type(loaded.classifier.estimator).__name__
+    elapsed = (time.process_time() - start) / 50 * 1000
+    print(f"model: version {loaded.version}, {estimator}, predict_proba {elapsed:.3f} ms per call")
+    return elapsed
+
+
+def run(args: argparse.Namespace) -> None:
+    """Train, measure the floors, start each server configuration and measure it."""
+    work = Path(tempfile.mkdtemp(prefix="artpulse-bench-"))
+    settings = prepare_registry(work, args)
+    image_path = sorted(generate_images(work / "probe", 1, size=256, seed=11))[2]
+    image = image_path.read_bytes()
+    row = extract_features(image).tolist()
+    payloads = {
+        "image": (json.dumps(image_request_json([image])).encode(), image_request_grpc([image])),
+        "features": (
+            json.dumps(features_request_json([row])).encode(),
+            features_request_grpc([row]),
+        ),
+    }
+    resize_ms, features_ms = in_process_floor(image)
+    print(f"probe image {image_path.name}: {len(image)} bytes, 256x256 PNG")
+    print(f"in-process floor: decode+resize {resize_ms:.3f} ms, full features {features_ms:.3f} ms")
+    model_call_ms(settings, row)
+
+    servers = [
+        ("noop", repository_copy(work / "noop", implementation="noop_runtime.NoOpRuntime"), {}),
+        ("default", None, {}),
+        ("no-batching", repository_copy(work / "nobatch", extra={}), {}),
+        ("no-events", None, {"ARTPULSE_RECORD_EVENTS": "false"}),
+    ]
+    if not args.quick:
+        servers.append(("1-worker", None, {"MLSERVER_PARALLEL_WORKERS": "1"}))
+    header = (
+        f"{'server':<14} {'kind':<8} {'proto':<5} {'conc':>4} {'req/s':>9} {'p50 ms':>8} "
+        f"{'p95 ms':>8} {'p99 ms':>8} {'cpu ms/req':>10} {'errors':>6}"
+    )
+    cells: list[Cell] = []
+    ready: dict[str, float] = {}
+    for name, repository, env in servers:
+        env = {**env, "PYTHONPATH": str(BENCH_DIR)}
+        started = time.perf_counter()
+        ports = {"http_port": free_port(), "grpc_port": free_port(), "metrics_port": free_port()}
+        with running_server(
+            settings, **ports, repository=repository, env=env, timeout=120
+        ) as handle:
+            ready[name] = time.perf_counter() - started
+            print(f"\n{name}: ready {ready[name]:.2f} s after start\n{header}")
+            wanted = ("image",) if name == "1-worker" else ("image", "features")
+            chosen = {kind: payloads[kind] for kind in wanted}
+            cells += asyncio.run(bench_server(name, handle, chosen, args))
+    report(cells, ready, resize_ms)
+    shutil.rmtree(work, ignore_errors=True)
+    print(f"\nload average during the run: {os.getloadavg()}")
+
+
+def main() -> None:
+    """Parse the options and run the benchmark."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=3.0, help="measured seconds per cell")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--quick", action="store_true", help="skip the parallel_workers=1 server")
+    parser.add_argument("--per-label", type=int, default=40, help="training images per style")
+    parser.add_argument(
+        "--state-dir", type=Path, default=None, help="serve this state folder's champion instead"
+    )
+    run(parser.parse_args())
+
+
+if __name__ == "__main__":
+    main()
