@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from importlib.metadata import version as package_version
 from typing import Any
 
@@ -41,16 +40,13 @@ def log_classifier(estimator: Any, example_rows: np.ndarray) -> ModelInfo:
     model = ArtPulseClassifier(estimator)
     example = pd.DataFrame(example_rows.astype(np.float64), columns=list(FEATURE_NAMES))
     signature = infer_signature(example, model.predict(None, example))
-    with warnings.catch_warnings():
-        # The signature is given explicitly; MLflow's type-hint inference warns needlessly.
-        warnings.filterwarnings("ignore", message="Failed to infer signature from type hint")
-        return mlflow.pyfunc.log_model(
-            name=MODEL_ARTIFACT_NAME,
-            python_model=model,
-            signature=signature,
-            input_example=example,
-            pip_requirements=pip_requirements(),
-        )
+    return mlflow.pyfunc.log_model(
+        name=MODEL_ARTIFACT_NAME,
+        python_model=model,
+        signature=signature,
+        input_example=example,
+        pip_requirements=pip_requirements(),
+    )
 
 
 def register_version(

@@ -9,7 +9,6 @@ registered model with the alias ``challenger`` (and ``champion`` when there is n
 from __future__ import annotations
 
 import hashlib
-import io
 import tempfile
 import time
 from collections.abc import Iterator
@@ -23,17 +22,20 @@ import numpy as np
 
 from artpulse_jobs.candidates import CANDIDATES, candidate_by_name, select_best
 from artpulse_jobs.datasets import DEFAULT_MIN_PER_LABEL, ImageDataset, load_image_dataset
-from artpulse_jobs.fitting import FittedCandidate, Split, fit_candidates, stratified_split
+from artpulse_jobs.fitting import FittedCandidate, fit_candidates, stratified_split
 from artpulse_jobs.model_logging import log_classifier, register_version
 from artpulse_jobs.plots import save_confusion_matrix
-from artpulse_jobs.reference import compute_reference_stats
 from artpulse_jobs.registry import ensure_experiment, model_uri, tracking_client
-from artpulse_runtime.constants import HOLDOUT_ARTIFACT, REFERENCE_STATS_ARTIFACT
+from artpulse_jobs.run_logging import (
+    DATASET_ARTIFACT,
+    TAG_PREFIX,
+    build_version_tags,
+    candidate_metrics,
+    log_candidate_run,
+    log_model_evidence,
+)
 from artpulse_runtime.settings import ArtPulseSettings
 from artpulse_runtime.tracking import configure_tracking
-
-TAG_PREFIX = "artpulse."
-"""Prefix of the tags ArtPulse sets on model versions and runs."""
 
 
 @dataclass
@@ -73,7 +75,7 @@ class TrainResult:
     dataset: dict[str, Any]
     candidates: list[FittedCandidate]
     timings: dict[str, float]
-    """Seconds per stage: features, candidates, plots, logging, model, register."""
+    """Seconds per stage: features, candidates, plots, store, logging, model, register."""
 
 
 @contextmanager
@@ -114,33 +116,6 @@ def _describe(main: ImageDataset, extras: list[ImageDataset]) -> dict[str, Any]:
     return description
 
 
-def _log_candidate(fitted: FittedCandidate, dataset: dict[str, Any], folder: Path) -> None:
-    with mlflow.start_run(run_name=fitted.name, nested=True):
-        mlflow.log_params({"candidate": fitted.name, **fitted.candidate.params})
-        metrics = {
-            **fitted.holdout.metrics(),
-            "fit_seconds": fitted.fit_seconds,
-            "inference_ms": fitted.inference_ms,
-        }
-        if fitted.cv_macro_f1 is not None:
-            metrics["cv_macro_f1"] = fitted.cv_macro_f1
-        if fitted.external is not None:
-            metrics.update(fitted.external.metrics("eval_"))
-        mlflow.log_metrics(metrics)
-        mlflow.log_dict(dataset, "dataset.json")
-        mlflow.log_artifact(str(folder / f"confusion_{fitted.name}.png"), "evaluation")
-
-
-def _holdout_npz(split: Split) -> bytes:
-    buffer = io.BytesIO()
-    np.savez(
-        buffer,
-        features=split.holdout_features.astype(np.float32),
-        labels=split.holdout_labels.astype(np.int64),
-    )
-    return buffer.getvalue()
-
-
 def run_training(
     settings: ArtPulseSettings,
     config: TrainConfig,
@@ -148,7 +123,10 @@ def run_training(
     version_tags: dict[str, str] | None = None,
     experiment: str = "training",
 ) -> TrainResult:
-    """Train every candidate, log the runs, register the best as a new model version."""
+    """Train every candidate, log the runs, register the best as a new model version.
+
+    ``version_tags`` are added to the new version's tags; runs go to ``experiment``.
+    """
     timings: dict[str, float] = {}
     name = config.model_name or settings.model_name
     candidates = [candidate_by_name(n) for n in config.candidates]
@@ -176,17 +154,18 @@ def run_training(
     with tempfile.TemporaryDirectory(prefix="artpulse-train-") as tmp:
         folder = Path(tmp)
         with _timed(timings, "plots"):
-            for item in fitted:
-                save_confusion_matrix(
+            plots = {
+                item.name: save_confusion_matrix(
                     item.holdout.confusion,
                     f"{item.name} (held-out)",
                     folder / f"confusion_{item.name}.png",
                 )
-        configure_tracking(settings)
-        experiment_id = ensure_experiment(settings, experiment)
-        metrics = {**best.holdout.metrics(), "inference_ms": best.inference_ms}
-        if best.external is not None:
-            metrics.update(best.external.metrics("eval_"))
+                for item in fitted
+            }
+        with _timed(timings, "store"):
+            configure_tracking(settings)
+            experiment_id = ensure_experiment(settings, experiment)
+        metrics = candidate_metrics(best)
         with mlflow.start_run(experiment_id=experiment_id, run_name=f"train-{name}") as run:
             with _timed(timings, "logging"):
                 mlflow.set_tags(
@@ -198,6 +177,7 @@ def run_training(
                 mlflow.log_params(
                     {
                         "dataset_dir": str(main.root),
+                        "eval_dirs": ",".join(str(e.root) for e in evals) or "-",
                         "seed": config.seed,
                         "test_size": config.test_size,
                         "cv_folds": config.cv_folds,
@@ -208,30 +188,20 @@ def run_training(
                         "skipped_files": len(dataset["skipped"]),
                     }
                 )
-                mlflow.log_metrics(metrics)
-                mlflow.log_dict(dataset, "dataset.json")
+                mlflow.log_metrics({**metrics, "skipped_files": len(dataset["skipped"])})
+                mlflow.log_dict(dataset, DATASET_ARTIFACT)
+                if evals:
+                    mlflow.log_dict(
+                        {"eval_datasets": [e.describe() for e in evals]}, "eval_datasets.json"
+                    )
                 for item in fitted:
-                    _log_candidate(item, dataset, folder)
-                mlflow.log_artifact(str(folder / f"confusion_{best.name}.png"), "evaluation")
-                mlflow.log_dict(
-                    compute_reference_stats(split.train_features, split.train_labels),
-                    REFERENCE_STATS_ARTIFACT,
-                )
-                holdout_path = folder / Path(HOLDOUT_ARTIFACT).name
-                holdout_path.write_bytes(_holdout_npz(split))
-                mlflow.log_artifact(str(holdout_path), str(Path(HOLDOUT_ARTIFACT).parent))
+                    log_candidate_run(item, experiment_id, dataset, plots[item.name])
+                mlflow.log_artifact(str(plots[best.name]), "evaluation")
+                log_model_evidence(split, folder)
             with _timed(timings, "model"):
                 info = log_classifier(best.estimator, split.train_features[:3])
             with _timed(timings, "register"):
-                tags = {
-                    f"{TAG_PREFIX}macro_f1": f"{best.holdout.macro_f1:.6f}",
-                    f"{TAG_PREFIX}accuracy": f"{best.holdout.accuracy:.6f}",
-                    f"{TAG_PREFIX}dataset_hash": dataset["content_hash"],
-                    f"{TAG_PREFIX}candidate": best.name,
-                    **(version_tags or {}),
-                }
-                if best.external is not None:
-                    tags[f"{TAG_PREFIX}eval_macro_f1"] = f"{best.external.macro_f1:.6f}"
+                tags = build_version_tags(best, dataset["content_hash"], version_tags)
                 version, aliases = register_version(tracking_client(), info.model_uri, name, tags)
     return TrainResult(
         run_id=run.info.run_id,
