@@ -24,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
+import sqlalchemy as sa
 
 from artpulse_runtime.constants import LABELS
 from artpulse_runtime.events import (
@@ -31,7 +32,9 @@ from artpulse_runtime.events import (
     EventStore,
     PredictionEvent,
     events_from_predictions,
+    prediction_events,
 )
+from artpulse_runtime.events.columnar import chunk_columns
 
 ROOT = Path(__file__).resolve().parent.parent
 RNG = np.random.default_rng(0)
@@ -124,11 +127,32 @@ def fill(url: str, total: int) -> None:
     store.close()
 
 
-def read_in_child(url: str, chunk_size: int) -> dict[str, float]:
-    """Run a chunked full read in a fresh process; its time and memory, as measured there."""
+def read_in_child(url: str, chunk_size: int, *, floor: bool = False) -> dict[str, float]:
+    """Run a full read in a fresh process; its time and memory, as measured there."""
     command = [sys.executable, __file__, "--read-child", url, "--chunk-size", str(chunk_size)]
-    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    output = subprocess.run(
+        [*command, *(["--floor"] if floor else [])], capture_output=True, text=True, check=True
+    ).stdout
     return dict(json.loads(output))
+
+
+def driver_floor(store: EventStore, chunk_size: int) -> Iterator[int]:
+    """The same query and columns straight from the driver, no conversion: the floor."""
+    table = prediction_events.c
+    query = sa.select(*chunk_columns(store.engine.dialect)).order_by(table.timestamp, table.id)
+    sql = str(query.compile(store.engine, compile_kwargs={"literal_binds": True}))
+    connection = store.engine.raw_connection()
+    driver = connection.driver_connection
+    cursor = (
+        driver.cursor(name="floor")
+        if store.engine.dialect.name == "postgresql"
+        else (driver.cursor())
+    )
+    cursor.execute(sql)
+    while rows := cursor.fetchmany(chunk_size):
+        yield len(rows)
+    cursor.close()
+    connection.close()
 
 
 def _memory_kb(field: str) -> int:
@@ -136,7 +160,7 @@ def _memory_kb(field: str) -> int:
     return int(re.search(rf"{field}:\s+(\d+)", status).group(1))  # type: ignore[union-attr]
 
 
-def read_child(url: str, chunk_size: int) -> None:
+def read_child(url: str, chunk_size: int, floor: bool) -> None:
     """The reader process: read everything in chunks as the drift job does, print figures.
 
     Memory is the peak resident size during the read over the resident size before it
@@ -148,10 +172,15 @@ def read_child(url: str, chunk_size: int) -> None:
     baseline_kb = _memory_kb("VmRSS")
     start = time.perf_counter()
     events, feature_sum, chunks = 0, np.zeros(5), 0
-    for chunk in store.iter_chunks(chunk_size=chunk_size):
-        events += len(chunk)
-        feature_sum += chunk.features.sum(axis=0, dtype=np.float64)
-        chunks += 1
+    if floor:
+        for size in driver_floor(store, chunk_size):
+            events += size
+            chunks += 1
+    else:
+        for chunk in store.iter_chunks(chunk_size=chunk_size):
+            events += len(chunk)
+            feature_sum += chunk.features.sum(axis=0, dtype=np.float64)
+            chunks += 1
     seconds = time.perf_counter() - start
     figures = {"events": events, "chunks": chunks, "seconds": seconds}
     figures["extra_mb"] = (_memory_kb("VmHWM") - baseline_kb) / 1024
@@ -182,9 +211,10 @@ def main() -> None:
     parser.add_argument("--postgres-url")
     parser.add_argument("--read-child", help=argparse.SUPPRESS)
     parser.add_argument("--chunk-size", type=int, default=100_000, help=argparse.SUPPRESS)
+    parser.add_argument("--floor", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.read_child:
-        read_child(args.read_child, args.chunk_size)
+        read_child(args.read_child, args.chunk_size, args.floor)
         return
 
     rows: list[tuple[str, str, str]] = []
@@ -213,10 +243,17 @@ def main() -> None:
             speed = writer_events_per_s(url, writes)
             rows.append((f"{name}: writer (batches of 500)", f"{speed:,.0f}", "events/s"))
             fill(url, args.read_events)
+            floor = read_in_child(url, 100_000, floor=True)
+            rows.append(
+                (f"{name}: driver fetch only, 100k rows/fetch", f"{floor['seconds']:.2f}", "s")
+            )
             for chunk_size in (100_000, 10_000, args.read_events):
                 figures = read_in_child(url, chunk_size)
                 label = f"{name}: read {figures['events']:,.0f} in {figures['chunks']:.0f} chunks"
-                rows.append((label + " (time)", f"{figures['seconds']:.2f}", "s"))
+                ratio = figures["seconds"] / floor["seconds"]
+                rows.append(
+                    (label + " (time)", f"{figures['seconds']:.2f}", f"s ({ratio:.2f}x floor)")
+                )
                 rows.append((label + " (memory)", f"{figures['extra_mb']:.0f}", "MB over baseline"))
 
     width = max(len(name) for name, _, _ in rows) + 2

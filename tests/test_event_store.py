@@ -154,8 +154,10 @@ def test_last_n_returns_the_newest_oldest_first(store: EventStore) -> None:
     assert len(more_than_stored) == 30
 
 
-def test_chunks_cross_boundaries_without_gaps_or_repeats(store: EventStore) -> None:
-    # Five events share each timestamp, so chunk boundaries fall inside runs of ties.
+def test_chunks_cross_boundaries_without_gaps_or_repeats(store_url: str) -> None:
+    # Five events share each timestamp, so chunk boundaries fall inside runs of ties; the
+    # driver hands rows over three at a time, so partitions split chunks too.
+    store = EventStore(store_url, read_partition=3)
     events = [make_event(index, at=T0 + timedelta(seconds=index // 5)) for index in range(53)]
     store.write(events[:20])
     store.write(events[20:])
@@ -166,6 +168,13 @@ def test_chunks_cross_boundaries_without_gaps_or_repeats(store: EventStore) -> N
     features = np.concatenate([chunk.features for chunk in chunks])
     np.testing.assert_array_equal(features, np.array([e.features for e in events], np.float32))
     assert [len(chunk) for chunk in store.iter_chunks(chunk_size=53)] == [53]
+    last = read_all(store, last_n=11, chunk_size=4)
+    np.testing.assert_array_equal(last.features, np.array([e.features for e in events[-11:]]))
+    assert last.probabilities is not None
+    np.testing.assert_allclose(
+        last.probabilities, [e.probabilities for e in events[-11:]], rtol=1e-6
+    )
+    store.close()
 
 
 def test_empty_store_reads_nothing(store: EventStore) -> None:
@@ -246,6 +255,8 @@ def test_bad_arguments_are_refused_with_the_value_named(store: EventStore) -> No
         store.iter_chunks(chunk_size=0)
     with pytest.raises(ValueError, match="last_n must be a positive integer, got -1"):
         store.iter_chunks(last_n=-1)
+    with pytest.raises(ValueError, match="read_partition must be a positive integer, got 0"):
+        EventStore("sqlite://", read_partition=0)
 
 
 def test_unsupported_urls_are_refused_and_postgresql_means_psycopg() -> None:

@@ -72,6 +72,20 @@ def rows_to_chunk(rows: Sequence[Sequence[Any]], dialect: Dialect) -> EventChunk
     )
 
 
+def concatenate(chunks: Sequence[EventChunk]) -> EventChunk:
+    """One chunk holding ``chunks`` in order."""
+    if len(chunks) == 1:
+        return chunks[0]
+    probabilities = [chunk.probabilities for chunk in chunks if chunk.probabilities is not None]
+    return EventChunk(
+        timestamps=np.concatenate([chunk.timestamps for chunk in chunks]),
+        features=np.concatenate([chunk.features for chunk in chunks]),
+        labels=np.concatenate([chunk.labels for chunk in chunks]),
+        model_versions=np.concatenate([chunk.model_versions for chunk in chunks]),
+        probabilities=np.concatenate(probabilities) if len(probabilities) == len(chunks) else None,
+    )
+
+
 def as_utc_datetime(value: np.datetime64) -> datetime:
     """A ``datetime64`` value (naive UTC) as an aware UTC ``datetime``."""
     micros = int(value.astype("datetime64[us]").astype(np.int64))

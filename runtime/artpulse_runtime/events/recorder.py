@@ -85,7 +85,9 @@ class EventRecorder:
         self._batch_size = batch_size
         self._flush_interval = flush_interval
         self._queue: deque[PredictionEvent] = deque()
-        self._condition = threading.Condition(threading.Lock())
+        # record() takes the bare lock (a C call); the writer waits on a condition over it.
+        self._lock = threading.Lock()
+        self._condition = threading.Condition(self._lock)
         self._pending = 0  # accepted, neither written nor given up: queue + batch in hand
         self._dropped = 0
         self._written = 0
@@ -109,28 +111,24 @@ class EventRecorder:
 
     @property
     def dropped_total(self) -> int:
-        """Events given up since start: queue full, recorder closed, or refused by the database."""
+        """Events given up since creation: queue full, closed, or refused by the database."""
         return self._dropped
 
     @property
     def written_total(self) -> int:
-        """Events written to the store since start."""
+        """Events written to the store since creation."""
         return self._written
 
     @property
     def write_failures_total(self) -> int:
-        """Failed write attempts since start (one per attempt, not per event)."""
+        """Failed write attempts since creation (one per attempt, not per event)."""
         return self._failures
 
     def start(self) -> None:
         """Start the writer thread (idempotent)."""
         with self._condition:
-            if self._thread is not None or self._closing:
-                return
-            self._thread = threading.Thread(
-                target=self._run, name="artpulse-event-writer", daemon=True
-            )
-            self._thread.start()
+            if self._thread is None and not self._closing:
+                self._spawn_writer()
 
     def record(self, events: Sequence[PredictionEvent]) -> None:
         """Queue ``events`` for writing; never blocks on I/O and never raises.
@@ -138,15 +136,16 @@ class EventRecorder:
         Events beyond the queue bound, or recorded after ``close``, are dropped and counted.
         """
         try:
-            with self._condition:
+            offered = len(events)
+            with self._lock:
                 room = 0 if self._closing else self._max_queue - self._pending
-                accepted = events if len(events) <= room else events[: max(room, 0)]
-                self._queue.extend(accepted)
-                self._pending += len(accepted)
-                dropped = len(events) - len(accepted)
+                accepted = offered if offered <= room else max(room, 0)
+                self._queue.extend(events if accepted == offered else events[:accepted])
+                self._pending += accepted
+                dropped = offered - accepted
                 self._dropped += dropped
                 depth = len(self._queue)
-                if depth == len(accepted) or depth - len(accepted) < self._batch_size <= depth:
+                if depth == accepted or depth - accepted < self._batch_size <= depth:
                     # The queue just became non-empty, or just reached a full batch.
                     self._condition.notify_all()
         except Exception:
@@ -189,17 +188,20 @@ class EventRecorder:
                 self._closing = True
                 self._close_deadline = time.monotonic() + timeout
             self._condition.notify_all()
-        if self._thread is None and self._pending:
-            self._thread = threading.Thread(
-                target=self._run, name="artpulse-event-writer", daemon=True
-            )
-            self._thread.start()
+        with self._condition:
+            if self._thread is None and self._pending:
+                self._spawn_writer()  # never started: write out what was accepted
         if self._thread is not None:
             self._thread.join(max(self._close_deadline - time.monotonic(), 0.0) + 1.0)
             if self._thread.is_alive():
                 logger.error("event writer still busy after close(timeout=%s)", timeout)
                 return
         self._store.close()
+
+    def _spawn_writer(self) -> None:
+        # Daemon: a writer stuck on an unreachable database never holds up interpreter exit.
+        self._thread = threading.Thread(target=self._run, name="artpulse-event-writer", daemon=True)
+        self._thread.start()
 
     def _run(self) -> None:
         while True:

@@ -16,6 +16,7 @@ from sqlalchemy.engine import URL, Connection, Engine
 from artpulse_runtime.events.columnar import (
     as_utc_datetime,
     chunk_columns,
+    concatenate,
     rows_to_chunk,
 )
 from artpulse_runtime.events.model import EventChunk, PredictionEvent
@@ -24,6 +25,9 @@ from artpulse_runtime.events.writing import insert_events
 
 SQLITE_BUSY_TIMEOUT_S = 10.0
 """How long a SQLite connection waits for another writer's lock before failing."""
+
+READ_PARTITION = 10_000
+"""Default rows fetched from the driver at a time while reading a chunk."""
 
 POSTGRES_CONNECT_TIMEOUT_S = 5
 """How long a PostgreSQL connection attempt may take, so an unreachable host fails fast."""
@@ -90,9 +94,16 @@ def _create_engine(url: URL) -> Engine:
         engine = sa.create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
         sa.event.listen(engine, "connect", _on_sqlite_connect)
         return engine
-    connect_args: dict[str, Any] = {}
-    if "connect_timeout" not in url.query:
-        connect_args["connect_timeout"] = POSTGRES_CONNECT_TIMEOUT_S
+    # Fail fast on an unreachable host, and notice a silently dead peer (keepalives) instead
+    # of blocking the writer thread for the kernel's TCP timeout; the URL may override these.
+    defaults: dict[str, Any] = {
+        "connect_timeout": POSTGRES_CONNECT_TIMEOUT_S,
+        "keepalives": 1,
+        "keepalives_idle": 10,
+        "keepalives_interval": 5,
+        "keepalives_count": 3,
+    }
+    connect_args = {key: value for key, value in defaults.items() if key not in url.query}
     return sa.create_engine(url, pool_pre_ping=True, connect_args=connect_args)
 
 
@@ -120,11 +131,14 @@ class EventStore:
     The schema is created on first use. Thread-safe: each call borrows a pooled connection.
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, read_partition: int = READ_PARTITION) -> None:
         """Prepare a store for ``url`` (``sqlite:///path`` or ``postgresql+psycopg://...``).
 
         Nothing is connected yet; an unsupported URL raises ``UnsupportedEventStoreURL``.
+        ``read_partition`` is how many rows a read takes from the driver at a time.
         """
+        _require_positive("read_partition", read_partition)
+        self._read_partition = read_partition
         self._url = _parse_url(url)
         self._engine = _create_engine(self._url)
         self._schema_lock = threading.Lock()
@@ -239,19 +253,29 @@ class EventStore:
             query = sa.select(*columns).where(*conditions).order_by(*key.clauses).limit(limit)
             if position is not None:
                 query = query.where(position)
-            with self._engine.connect() as connection:
-                rows = connection.execute(query).all()
-            if not rows:
+            read = self._read_chunk(query)
+            if read is None:
                 return
-            chunk = rows_to_chunk(rows, self._engine.dialect)
-            last_id = rows[-1][1]
-            del rows
+            chunk, last_id = read
             yield chunk
             if len(chunk) < limit:
                 return
             if remaining is not None:
                 remaining -= len(chunk)
             position = key > _key_values(as_utc_datetime(chunk.timestamps[-1]), last_id)
+
+    def _read_chunk(self, query: sa.Select[Any]) -> tuple[EventChunk, int] | None:
+        # Rows arrive in partitions (a server-side cursor on PostgreSQL) and become numpy
+        # columns as they come, so a chunk never holds all its rows as Python objects.
+        dialect = self._engine.dialect
+        parts: list[EventChunk] = []
+        last_id = 0
+        with self._engine.connect() as connection:
+            result = connection.execute(query.execution_options(yield_per=self._read_partition))
+            for rows in result.partitions():
+                parts.append(rows_to_chunk(rows, dialect))
+                last_id = rows[-1][1]
+        return (concatenate(parts), last_id) if parts else None
 
     @staticmethod
     def _start_of_last_n(
