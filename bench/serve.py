@@ -171,6 +171,9 @@ def repository_copy(
     if extra is not None:
         model["parameters"]["extra"] = extra
     if implementation is not None:
+        # MLServer imports the implementation from the model's folder: put the module there
+        # (not the whole bench/ folder on PYTHONPATH, which holds names that shadow stdlib).
+        shutil.copy(BENCH_DIR / f"{implementation.split('.')[0]}.py", folder)
         model = {"name": MODEL_NAME, "implementation": implementation}
     (folder / "model-settings.json").write_text(json.dumps(model))
     return folder
@@ -240,7 +243,6 @@ def run(args: argparse.Namespace) -> None:
     cells: list[Cell] = []
     ready: dict[str, float] = {}
     for name, repository, env in servers:
-        env = {**env, "PYTHONPATH": str(BENCH_DIR)}
         started = time.perf_counter()
         ports = {"http_port": free_port(), "grpc_port": free_port(), "metrics_port": free_port()}
         with running_server(
@@ -251,7 +253,7 @@ def run(args: argparse.Namespace) -> None:
             wanted = ("image",) if name == "1-worker" else ("image", "features")
             chosen = {kind: payloads[kind] for kind in wanted}
             cells += asyncio.run(bench_server(name, handle, chosen, args))
-    report(cells, ready, resize_ms)
+    report(cells, ready, resize_ms, features_ms)
     shutil.rmtree(work, ignore_errors=True)
     print(f"\nload average during the run: {os.getloadavg()}")
 

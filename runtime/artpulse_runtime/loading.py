@@ -143,7 +143,9 @@ def load_registered_model(tracking_uri: str, uri: str) -> LoadedModel:
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(tracking_uri)
     try:
-        pyfunc_model = mlflow.pyfunc.load_model(pinned)
+        # suppress_warnings skips MLflow's requirement check, which scans every installed
+        # distribution (about a second of start-up); the image pins the training packages.
+        pyfunc_model = mlflow.pyfunc.load_model(pinned, suppress_warnings=True)
     except Exception as exc:
         raise ModelLoadError(f"{pinned} (from {uri}): loading failed: {exc}") from exc
     classifier = pyfunc_model.unwrap_python_model()
