@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sqlite3
 import subprocess
 import threading
 import time
@@ -172,6 +173,65 @@ def test_recovers_by_itself_when_the_sqlite_folder_becomes_creatable(tmp_path: P
     recorder.close()
     assert stored_request_ids(url) == [f"req-{index}" for index in range(30)]
     assert recorder.dropped_total == 0
+
+
+def test_close_waits_out_a_short_outage_and_loses_nothing(tmp_path: Path) -> None:
+    blocker = tmp_path / "state"
+    blocker.write_text("not a folder yet")
+    url = f"sqlite:///{blocker / 'events.db'}"
+    recorder = EventRecorder(url, batch_size=5, flush_interval=0.01)
+    recorder.start()
+    recorder.record(make_events(12))
+
+    def end_outage_after_a_failure() -> None:
+        wait_for(lambda: recorder.write_failures_total >= 1, "a failed write")
+        blocker.unlink()
+
+    fixer = threading.Thread(target=end_outage_after_a_failure)
+    fixer.start()
+    recorder.close(timeout=60)  # graceful shutdown during the outage
+    fixer.join()
+
+    assert stored_request_ids(url) == [f"req-{index}" for index in range(12)]
+    assert (recorder.written_total, recorder.dropped_total, recorder.queue_depth) == (12, 0, 0)
+
+
+def test_record_returns_while_the_writer_waits_on_a_locked_database(tmp_path: Path) -> None:
+    path = tmp_path / "events.db"
+    url = f"sqlite:///{path}?timeout=0.2"  # the writer waits 0.2 s for the lock, then retries
+    EventStore(url).ensure_schema()
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+    recorder = EventRecorder(url, batch_size=5, flush_interval=0.01)
+    recorder.start()
+
+    recorder.record(make_events(5, prefix="first"))
+    wait_for(lambda: recorder.write_failures_total >= 1, "a write stuck on the lock")
+    recorder.record(make_events(7, prefix="second"))  # the writer is waiting or retrying
+    assert (recorder.queue_depth, recorder.written_total, recorder.dropped_total) == (12, 0, 0)
+
+    holder.execute("COMMIT")
+    holder.close()
+    recorder.close()
+    assert len(stored_request_ids(url)) == 12
+    assert recorder.dropped_total == 0
+
+
+def test_two_recorders_share_one_store(store_url: str) -> None:
+    # Two server processes (here: two engines, two connection pools) writing at once.
+    recorders = [EventRecorder(store_url, batch_size=20, flush_interval=0.01) for _ in range(2)]
+    for recorder in recorders:
+        recorder.start()
+    events = [make_events(1000, prefix=f"r{number}") for number in range(2)]
+    for start in range(0, 1000, 10):
+        for recorder, own in zip(recorders, events, strict=True):
+            recorder.record(own[start : start + 10])
+    for recorder in recorders:
+        recorder.close()
+
+    stored = stored_request_ids(store_url)
+    assert len(stored) == 2000
+    assert set(stored) == {f"r{n}-{i}" for n in range(2) for i in range(1000)}
 
 
 def _server_user(command: list[str]) -> list[str]:

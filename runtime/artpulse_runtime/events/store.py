@@ -24,7 +24,7 @@ from artpulse_runtime.events.schema import create_schema, prediction_events
 from artpulse_runtime.events.writing import insert_events
 
 SQLITE_BUSY_TIMEOUT_S = 10.0
-"""How long a SQLite connection waits for another writer's lock before failing."""
+"""How long a SQLite connection waits for another writer's lock before failing (default)."""
 
 READ_PARTITION = 10_000
 """Default rows fetched from the driver at a time while reading a chunk."""
@@ -64,11 +64,11 @@ def _sqlite_file(url: URL) -> Path | None:
     return Path(database)
 
 
-def _enable_wal(cursor: sqlite3.Cursor) -> None:
+def _enable_wal(cursor: sqlite3.Cursor, timeout: float) -> None:
     # Switching a new file to WAL needs an exclusive lock and SQLite reports "locked" at once
     # (no busy wait) when another connection races to do the same: retry until the timeout.
     # (An in-memory database answers "memory" and stays so.)
-    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_S
+    deadline = time.monotonic() + timeout
     while True:
         try:
             cursor.execute("PRAGMA journal_mode = WAL")
@@ -79,21 +79,26 @@ def _enable_wal(cursor: sqlite3.Cursor) -> None:
             time.sleep(0.01)
 
 
-def _on_sqlite_connect(dbapi_connection: sqlite3.Connection, _record: object) -> None:
-    # WAL lets the drift job read while the server writes; the busy timeout makes a second
-    # writer wait for the lock instead of failing at once.
-    cursor = dbapi_connection.cursor()
-    cursor.execute(f"PRAGMA busy_timeout = {int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
-    _enable_wal(cursor)
-    cursor.execute("PRAGMA synchronous = NORMAL")
-    cursor.close()
+def _create_sqlite_engine(url: URL) -> Engine:
+    # The busy timeout (``?timeout=<seconds>`` in the URL, else SQLITE_BUSY_TIMEOUT_S) makes
+    # a second writer wait for the lock instead of failing at once; WAL lets the drift job
+    # read while the server writes.
+    timeout = float(url.query.get("timeout", SQLITE_BUSY_TIMEOUT_S))  # type: ignore[arg-type]
+    engine = sa.create_engine(url, connect_args={"timeout": timeout})
+
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: sqlite3.Connection, _record: object) -> None:
+        cursor = dbapi_connection.cursor()
+        _enable_wal(cursor, timeout)
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.close()
+
+    return engine
 
 
 def _create_engine(url: URL) -> Engine:
     if url.drivername.startswith("sqlite"):
-        engine = sa.create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
-        sa.event.listen(engine, "connect", _on_sqlite_connect)
-        return engine
+        return _create_sqlite_engine(url)
     # Fail fast on an unreachable host, and notice a silently dead peer (keepalives) instead
     # of blocking the writer thread for the kernel's TCP timeout; the URL may override these.
     defaults: dict[str, Any] = {
