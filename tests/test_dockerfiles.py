@@ -41,12 +41,12 @@ def _stages(name: str) -> list[Stage]:
 
 
 def _constraints() -> dict[str, str]:
-    pins = {}
+    pins: dict[str, str] = {}
     for line in (REPO / "constraints.txt").read_text().splitlines():
         line = line.split("#", 1)[0].strip()
         if line:
             name, _, version = line.partition("==")
-            pins[canonicalize_name(name)] = version.strip()
+            pins[str(canonicalize_name(name))] = version.strip()
     return pins
 
 
@@ -133,14 +133,14 @@ def test_every_dependency_is_pinned_in_constraints() -> None:
     # package `pip install -c constraints.txt .` pulls in must be pinned, at the version the
     # venv (installed from the same constraints) holds.
     pins = _constraints()
-    environment = default_environment()
+    environment = {key: str(value) for key, value in default_environment().items()}
     queue = list(_project_dependencies())
     for requirement in queue:
         assert "==" in str(requirement.specifier), f"pyproject pin missing: {requirement}"
     seen: set[tuple[str, tuple[str, ...]]] = set()
     while queue:
         requirement = queue.pop()
-        name = canonicalize_name(requirement.name)
+        name = str(canonicalize_name(requirement.name))
         extras = tuple(sorted(requirement.extras))
         if (name, extras) in seen or name in BUILD_TOOLS:
             continue
@@ -235,7 +235,7 @@ def test_dockerfile_install_resolves_from_the_index(dockerfile: str, tmp_path: P
         timeout=600,
     )  # fmt: skip
     installed = {
-        canonicalize_name(item["metadata"]["name"]): item["metadata"]["version"]
+        str(canonicalize_name(item["metadata"]["name"])): str(item["metadata"]["version"])
         for item in json.loads(report.read_text())["install"]
     }
     pins = _constraints()

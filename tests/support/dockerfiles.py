@@ -61,7 +61,7 @@ def parse_dockerfile(path: Path) -> list[Stage]:
 
 def copy_sources(stage: Stage) -> list[tuple[str, str]]:
     """``(source, destination)`` of every COPY from the build context (not ``--from``)."""
-    pairs = []
+    pairs: list[tuple[str, str]] = []
     for value in stage.values("COPY"):
         words = shlex.split(value)
         if any(word.startswith("--from") for word in words):
