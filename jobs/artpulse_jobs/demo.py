@@ -15,6 +15,7 @@ from typing import Any
 
 import click
 
+from artpulse_jobs.demo_serving import serve_step
 from artpulse_jobs.generate import generate_images
 from artpulse_jobs.models_command import format_versions
 from artpulse_jobs.registry import list_versions, tracking_client
@@ -79,7 +80,7 @@ def models_step(ctx: DemoContext) -> None:
     click.echo(format_versions(versions))
 
 
-DEMO_STEPS: list[DemoStep] = [generate_step, train_step, models_step]
+DEMO_STEPS: list[DemoStep] = [generate_step, train_step, models_step, serve_step]
 """The demo's steps, in order; other components append theirs."""
 
 
