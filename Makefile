@@ -45,5 +45,20 @@ train: venv ## train the candidates on DATA_DIR and register the best model
 models: venv ## list the registered versions with aliases and metrics
 	$(BIN)/artpulse models
 
+# Serving: `make serve` in one terminal, then `make predict` or `make predict-image IMAGE=x.png`.
+.PHONY: serve predict predict-image
+FEATURES ?= 0.30,0.45,0.60,0.25,0.10
+IMAGE ?=
+
+serve: venv ## serve the champion over V2 REST (8080) and gRPC (8081), metrics on 8082
+	$(BIN)/artpulse serve
+
+predict: venv ## classify one feature row (FEATURES=a,b,c,d,e) with the running server
+	$(BIN)/artpulse predict --features $(FEATURES)
+
+predict-image: venv ## classify an image file (IMAGE=path) with the running server
+	@test -n "$(IMAGE)" || { echo "usage: make predict-image IMAGE=path/to/image.png" >&2; exit 2; }
+	$(BIN)/artpulse predict --image $(IMAGE)
+
 clean: ## remove the local state folder (registry, artifacts, events)
 	rm -rf .artpulse
