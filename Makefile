@@ -60,5 +60,23 @@ predict-image: venv ## classify an image file (IMAGE=path) with the running serv
 	@test -n "$(IMAGE)" || { echo "usage: make predict-image IMAGE=path/to/image.png" >&2; exit 2; }
 	$(BIN)/artpulse predict --image $(IMAGE)
 
+# Operator: `make operator` runs it on NAMESPACE of the cluster in KUBECONFIG;
+# `make operator-check` starts a throwaway local API server (../shared/k8s), runs the operator
+# tests and bench/operator.py on it, and stops it.
+.PHONY: operator operator-check
+NAMESPACE ?= default
+SHARED_DIR ?= ../shared
+K8S_RUN ?= .k8s-run
+
+operator: venv ## run the operator on NAMESPACE (applies manifests/crd.yaml first)
+	$(BIN)/kubectl apply -f manifests/crd.yaml
+	$(BIN)/artpulse operator --namespace $(NAMESPACE) --liveness-port 0
+
+operator-check: venv ## operator tests and bench/operator.py on a throwaway local API server
+	env=$$($(SHARED_DIR)/k8s/local-cluster start $(K8S_RUN)) && eval "$$env" && \
+	  REQUIRE_K8S=1 $(BIN)/pytest tests/test_operator_logic.py tests/test_operator_k8s.py \
+	    tests/test_operator_rbac.py && $(BIN)/python bench/operator.py; \
+	  rc=$$?; $(SHARED_DIR)/k8s/local-cluster stop $(K8S_RUN); exit $$rc
+
 clean: ## remove the local state folder (registry, artifacts, events)
 	rm -rf .artpulse
