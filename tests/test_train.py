@@ -224,6 +224,29 @@ def test_cli_train_and_models(trained: Trained, client: MlflowClient) -> None:
     assert lines[4].split()[:2] == ["1", "champion"]
 
 
+def test_extra_dataset_dirs_are_added_to_the_training_data(
+    trained: Trained, client: MlflowClient
+) -> None:
+    extra = trained.root / "extra"
+    generate_images(extra, per_label=3, size=96, seed=9, labels=["surreal", "vibrant"])
+    config = TrainConfig(
+        dataset_dir=trained.root / "images-seed0-96px-12",
+        extra_dataset_dirs=[extra],
+        candidates=("logistic_regression",),
+        test_size=0.25,
+        min_per_label=2,
+    )
+    result = run_training(trained.settings, config)
+    counts = result.dataset["counts"]
+    assert counts == {"minimal": 12, "neo-pop": 12, "surreal": 15, "monochrome": 12, "vibrant": 15}
+    assert result.dataset["n_images"] == 66
+    assert result.dataset["content_hash"] != trained.first.dataset["content_hash"]
+    assert result.dataset["extra_datasets"][0]["counts"]["surreal"] == 3
+    run = client.get_run(result.run_id)
+    assert int(run.data.params["n_train"]) + int(run.data.params["n_holdout"]) == 66
+    assert registered_aliases(client, MODEL_NAME)[ALIAS_CHALLENGER] == result.version
+
+
 def test_cli_train_reports_a_bad_dataset(tmp_path: Path, settings: ArtPulseSettings) -> None:
     generate_images(tmp_path / "tiny", per_label=2, size=32, labels=["minimal", "vibrant"])
     result = CliRunner().invoke(main, ["train", "--dataset-dir", str(tmp_path / "tiny")])

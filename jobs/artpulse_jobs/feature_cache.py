@@ -3,7 +3,9 @@
 The cache is a folder of shards, one ``<dataset hash>.npz`` per dataset extracted, holding the
 SHA-256 digest of every file with its five features, and the digests of files that failed to
 decode with the reason. A retrain on the same images opens one shard and decodes nothing; a
-dataset that grew reuses the rows of older shards and decodes only the new files.
+dataset that grew reuses the rows of older shards and decodes only the new files. The folder
+is named after a hash of the feature code itself, so changing the contract's implementation
+starts a new cache.
 """
 
 from __future__ import annotations
@@ -17,12 +19,22 @@ import numpy as np
 from tqdm import tqdm
 
 from artpulse_jobs.parallel import available_cores, process_pool
+from artpulse_runtime import features as contract_module
+from artpulse_runtime import imaging as decoding_module
 from artpulse_runtime.constants import FEATURE_NAMES
 from artpulse_runtime.errors import ImageDecodeError
 from artpulse_runtime.features import extract_features
 
-CACHE_VERSION = "v1"
-"""Bump when the feature contract changes: older shards then stop matching."""
+
+def _contract_fingerprint() -> str:
+    sources = [
+        Path(module.__file__ or "").read_bytes() for module in (contract_module, decoding_module)
+    ]
+    return hashlib.sha256(b"\0".join(sources)).hexdigest()[:16]
+
+
+CACHE_VERSION = f"v1-{_contract_fingerprint()}"
+"""Cache folder name: changes whenever the feature code changes, so stale shards never match."""
 
 PARALLEL_THRESHOLD = 128
 """Below this many files to decode, extraction stays in this process."""
