@@ -78,5 +78,23 @@ operator-check: venv ## operator tests and bench/operator.py on a throwaway loca
 	    tests/test_operator_rbac.py && $(BIN)/python bench/operator.py; \
 	  rc=$$?; $(SHARED_DIR)/k8s/local-cluster stop $(K8S_RUN); exit $$rc
 
+# Monitoring and rollout: `make drift`, then `make retrain`, `make promote`, `make rollback`.
+# Extra options go in ARGS, e.g. `make drift ARGS="--last 5000"` or `make promote ARGS="--version 3"`.
+.PHONY: drift retrain promote rollback
+ARGS ?=
+REASON ?= manual rollback
+
+drift: venv ## check the champion's last 24 h of events for drift (exit 3 when it finds drift)
+	$(BIN)/artpulse drift $(ARGS)
+
+retrain: venv ## run the drift check; on drift retrain on the champion's training folder (a challenger)
+	$(BIN)/artpulse retrain $(ARGS)
+
+promote: venv ## make the challenger champion if it passes the gate
+	$(BIN)/artpulse promote $(ARGS)
+
+rollback: venv ## point champion back at previous-champion (REASON="why")
+	$(BIN)/artpulse rollback --reason "$(REASON)"
+
 clean: ## remove the local state folder (registry, artifacts, events)
 	rm -rf .artpulse

@@ -15,6 +15,7 @@ from typing import Any
 
 import click
 
+from artpulse_jobs.demo_monitoring import MONITORING_STEPS
 from artpulse_jobs.demo_serving import serve_step
 from artpulse_jobs.generate import generate_images
 from artpulse_jobs.models_command import format_versions
@@ -80,7 +81,13 @@ def models_step(ctx: DemoContext) -> None:
     click.echo(format_versions(versions))
 
 
-DEMO_STEPS: list[DemoStep] = [generate_step, train_step, models_step, serve_step]
+DEMO_STEPS: list[DemoStep] = [
+    generate_step,
+    train_step,
+    models_step,
+    serve_step,
+    *MONITORING_STEPS,
+]
 """The demo's steps, in order; other components append theirs."""
 
 
