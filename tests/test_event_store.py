@@ -5,9 +5,10 @@ from __future__ import annotations
 import math
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -22,6 +23,7 @@ from artpulse_runtime.events import (
     events_from_predictions,
     prediction_events,
 )
+from artpulse_runtime.events.columnar import concatenate
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
@@ -42,9 +44,9 @@ def make_event(index: int, *, at: datetime, version: str = "1") -> PredictionEve
     )
 
 
-def read_all(store: EventStore, **filters: object) -> EventChunk:
+def read_all(store: EventStore, **filters: Any) -> EventChunk:
     """Every chunk of a read, concatenated into one."""
-    chunks = list(store.iter_chunks(**filters))  # type: ignore[arg-type]
+    chunks = list(store.iter_chunks(**filters))
     if not chunks:
         return EventChunk(
             timestamps=np.empty(0, dtype="datetime64[us]"),
@@ -52,13 +54,7 @@ def read_all(store: EventStore, **filters: object) -> EventChunk:
             labels=np.empty(0, dtype=object),
             model_versions=np.empty(0, dtype=object),
         )
-    return EventChunk(
-        timestamps=np.concatenate([chunk.timestamps for chunk in chunks]),
-        features=np.concatenate([chunk.features for chunk in chunks]),
-        labels=np.concatenate([chunk.labels for chunk in chunks]),
-        model_versions=np.concatenate([chunk.model_versions for chunk in chunks]),
-        probabilities=np.concatenate([chunk.probabilities for chunk in chunks]),  # type: ignore[misc]
-    )
+    return concatenate(chunks)
 
 
 def as_datetime64(moments: Sequence[datetime]) -> np.ndarray:
@@ -75,10 +71,10 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def store(store_url: str) -> EventStore:
+def store(store_url: str) -> Iterator[EventStore]:
     """An ``EventStore`` on ``store_url``, closed after the test."""
     result = EventStore(store_url)
-    yield result  # type: ignore[misc]
+    yield result
     result.close()
 
 
@@ -109,6 +105,24 @@ def test_round_trip_keeps_values_time_order_and_utc(store: EventStore) -> None:
     assert chunk.probabilities is not None
     np.testing.assert_allclose(chunk.probabilities, [e.probabilities for e in expected], rtol=1e-6)
     assert store.count() == 4
+
+
+@pytest.mark.postgres
+def test_postgresql_session_time_zone_does_not_shift_anything(fresh_postgres_url: str) -> None:
+    tokyo = EventStore(f"{fresh_postgres_url}?options=-c%20TimeZone%3DAsia/Tokyo")
+    events = [make_event(index, at=T0 + timedelta(hours=index)) for index in range(4)]
+    tokyo.write(events)
+    default = EventStore(fresh_postgres_url)
+
+    for store in (tokyo, default):
+        chunk = read_all(store, since=T0 + timedelta(hours=1), until=T0 + timedelta(hours=3))
+        np.testing.assert_array_equal(
+            chunk.timestamps, as_datetime64([e.timestamp for e in events[1:3]])
+        )
+    with tokyo.engine.connect() as connection:
+        assert connection.execute(sa.text("SHOW TimeZone")).scalar_one() == "Asia/Tokyo"
+    tokyo.close()
+    default.close()
 
 
 def test_reads_filter_by_window_and_version(store: EventStore) -> None:
