@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -170,3 +171,16 @@ def test_a_registry_without_champion_is_an_error(trained: Trained, events_url: s
         assert CliRunner().invoke(main, ["drift"]).exit_code == 1
     finally:
         client.set_registered_model_alias(MODEL_NAME, ALIAS_CHAMPION, trained.version)
+
+
+@pytest.mark.postgres
+def test_drift_reads_events_from_postgresql(trained: Trained, postgres_url: str) -> None:
+    # A time range of its own, so events other tests write to the shared database stay out.
+    when = datetime(2001, 1, 1, tzinfo=UTC) + timedelta(minutes=int(time.time()) % 100_000)
+    features, labels = bootstrap(trained, 400, seed=5)
+    features[:, 3] = np.clip(features[:, 3] * 0.4, 0.0, 1.0)  # contrast
+    write_events(postgres_url, features, labels, trained.version, when=when)
+    window = DriftWindow(since=when, until=when + timedelta(seconds=1))
+    result = run_drift(settings_for(trained, postgres_url), window=window, chunk_size=150)
+    assert result.report["counts"]["events"] == 400
+    assert result.report["drifted_features"] == ["contrast"]
