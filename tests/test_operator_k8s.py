@@ -7,9 +7,6 @@ short ``progressDeadlineSeconds`` makes ``ProgressDeadlineExceeded`` real.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,12 +33,15 @@ from support.operator_cluster import (
     register_versions,
     replica_sets,
     runtime_deployment,
+    server_ready,
+    start_mlflow_server,
     wait_for,
 )
 
 pytestmark = [pytest.mark.k8s, pytest.mark.slow]
 
 URI = "models:/artpulse-classifier/{}"
+WEBHOOK_SECRET = "operator-test-secret"
 
 
 @dataclass
@@ -53,6 +53,7 @@ class Cluster:
     custom: k8s.CustomObjectsApi
     registry_uri: str
     registry: MlflowClient
+    webhook_port: int
     namespace: str = ""
 
     def create_model(self, name: str = "model", **spec: Any) -> None:
@@ -103,8 +104,11 @@ def cluster(kubeconfig: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         k8s.CustomObjectsApi(),
         registry_uri,
         MlflowClient(tracking_uri=registry_uri, registry_uri=registry_uri),
+        free_port(),
     )
     with pytest.MonkeyPatch.context() as env:
+        env.setenv("ARTPULSE_OPERATOR_WEBHOOK_PORT", str(state.webhook_port))
+        env.setenv("ARTPULSE_OPERATOR_WEBHOOK_SECRET", WEBHOOK_SECRET)
         env.setenv("ARTPULSE_OPERATOR_MAX_BACKOFF_SECONDS", "2")
         env.setenv("ARTPULSE_OPERATOR_REGISTRY_TIMEOUT_SECONDS", "3")
         args = ["run", "--all-namespaces", "--standalone", "-m", "artpulse_operator"]
@@ -204,25 +208,7 @@ def test_unreachable_registry_is_reported_and_recovers_without_touching_the_depl
     assert kube.pinned() == ("models:/artpulse-classifier@champion", None)
     wait_for("a RegistryUnreachable event", lambda: c.REASON_REGISTRY_DOWN in kube.events())
 
-    server = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "mlflow"),
-            "server",
-            "--backend-store-uri",
-            kube.registry_uri,
-            "--artifacts-destination",
-            str(tmp_path / "artifacts"),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-        ],
-        env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    server = start_mlflow_server(kube.registry_uri, port, tmp_path / "artifacts")
     try:
         status = kube.wait_status(
             "recovery through the registry server",
@@ -320,3 +306,37 @@ def test_a_spec_the_schema_allows_but_the_operator_cannot_use_is_an_error(kube: 
     assert "spec.alias 'latest' is not a valid MLflow alias" in status["message"]
     assert kube.pinned() == ("models:/artpulse-classifier@champion", None)
     wait_for("an InvalidSpec event", lambda: c.REASON_INVALID_SPEC in kube.events())
+
+
+def test_mlflow_alias_webhook_triggers_a_rollout_before_the_next_poll(
+    kube: Cluster, tmp_path: Path
+) -> None:
+    port = free_port()
+    server = start_mlflow_server(
+        kube.registry_uri,
+        port,
+        tmp_path / "artifacts",
+        # The receiver is on 127.0.0.1 over http: allow both for this test's MLflow.
+        {"MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS": "true", "MLFLOW_WEBHOOK_ALLOWED_SCHEMES": "http"},
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for("the MLflow server", lambda: server_ready(url), timeout=90)
+        remote = MlflowClient(tracking_uri=url, registry_uri=url)
+        hook = remote.create_webhook(
+            name=f"operator-{kube.namespace}",
+            url=f"http://127.0.0.1:{kube.webhook_port}/webhook",
+            events=["model_version_alias.created"],
+            secret=WEBHOOK_SECRET,
+        )
+        kube.create_deployment()
+        kube.create_model(trackingUri=url, pollIntervalSeconds=3600)  # polling cannot explain it
+        kube.wait_status("version 1 served", lambda s: s.get("servingVersion") == "1")
+
+        remote.set_registered_model_alias(MODEL_NAME, "champion", "3")
+        kube.wait_status("version 3 served", lambda s: s.get("servingVersion") == "3")
+        assert kube.pinned() == (URI.format(3), "3")
+        remote.delete_webhook(hook.webhook_id)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

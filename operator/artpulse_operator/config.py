@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pydantic import SecretStr
+
 from artpulse_runtime.settings import ArtPulseSettings
 
 
@@ -16,6 +18,15 @@ class OperatorSettings(ArtPulseSettings):
 
     operator_max_backoff_seconds: int = 300
     """Upper bound of the wait between retries while the registry is unreachable."""
+
+    operator_webhook_port: int = 0
+    """Port of the MLflow registry webhook receiver (``POST /webhook``); 0 turns it off."""
+
+    operator_webhook_host: str = "0.0.0.0"
+    """Address the webhook receiver listens on."""
+
+    operator_webhook_secret: SecretStr | None = None
+    """The webhook's HMAC secret (as given to MLflow); required when the receiver is on."""
 
 
 def backoff_seconds(failures: int, poll_seconds: int, cap: int) -> float:

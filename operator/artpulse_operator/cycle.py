@@ -65,6 +65,8 @@ class CycleResult:
     events: list[Event] = field(default_factory=list)
     registry_error: str | None = None
     gone: bool = False
+    follows: tuple[str, str] | None = None
+    """(model, alias) the resource follows, for webhook wake-ups; None if the spec is invalid."""
 
 
 def promoted_by(body: Mapping[str, Any]) -> str:
@@ -150,9 +152,10 @@ def run_cycle(clients: Clients, namespace: str, name: str) -> CycleResult:
         writer.report_change(Event("Warning", c.REASON_INVALID_SPEC, str(error)), c.PHASE_ERROR)
         writer.write(c.PHASE_ERROR, str(error), {})
         return CycleResult(c.DEFAULT_POLL_SECONDS, writer.events)
+    follows = (spec.model_name, spec.alias)
     if spec.paused:
         writer.write(c.PHASE_PAUSED, "paused: the Deployment is left as it is", {})
-        return CycleResult(spec.poll_seconds, writer.events)
+        return CycleResult(spec.poll_seconds, writer.events, follows=follows)
     uri = spec.tracking_uri or clients.settings.resolved_tracking_uri
     try:
         desired = _registry_step(writer, spec, uri, body)
@@ -162,12 +165,14 @@ def run_cycle(clients: Clients, namespace: str, name: str) -> CycleResult:
         if flipped(before, writer.conditions, c.COND_REGISTRY):
             writer.events.append(Event("Warning", c.REASON_REGISTRY_DOWN, str(error)))
         writer.write(None, str(error), {})
-        return CycleResult(spec.poll_seconds, writer.events, registry_error=str(error))
+        return CycleResult(
+            spec.poll_seconds, writer.events, registry_error=str(error), follows=follows
+        )
     except ModelVersionMissing as error:
         writer.condition(c.COND_REGISTRY, True, "Reachable", f"registry {uri} answers")
         writer.report_change(Event("Warning", c.REASON_MODEL_MISSING, str(error)), c.PHASE_ERROR)
         writer.write(c.PHASE_ERROR, str(error), {})
-        return CycleResult(spec.poll_seconds, writer.events)
+        return CycleResult(spec.poll_seconds, writer.events, follows=follows)
     before = list(writer.conditions)
     writer.condition(
         c.COND_REGISTRY, True, "Reachable", f"alias {spec.alias!r} -> version {desired}"
@@ -185,7 +190,7 @@ def run_cycle(clients: Clients, namespace: str, name: str) -> CycleResult:
         writer.condition(c.COND_DEPLOYMENT, False, reason, str(error))
         writer.report_change(Event("Warning", reason, str(error)), c.PHASE_ERROR)
         writer.write(c.PHASE_ERROR, str(error), {"aliasVersion": desired})
-        return CycleResult(spec.poll_seconds, writer.events)
+        return CycleResult(spec.poll_seconds, writer.events, follows=follows)
     writer.condition(c.COND_DEPLOYMENT, True, "Found", f"Deployment {spec.deployment!r}")
     memory = Memory.from_status(writer.before)
     generation = int(writer.meta.get("generation") or 0)
@@ -203,4 +208,4 @@ def run_cycle(clients: Clients, namespace: str, name: str) -> CycleResult:
     if decision.phase == writer.before.get("phase") == c.PHASE_ROLLED_BACK:
         message = str(writer.before.get("message") or message)  # keep the rollback's reason
     writer.write(decision.phase, message, fields)
-    return CycleResult(spec.poll_seconds, writer.events)
+    return CycleResult(spec.poll_seconds, writer.events, follows=follows)

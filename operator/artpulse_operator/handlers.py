@@ -3,6 +3,7 @@
 ``follow_alias`` (a daemon) polls the registry at the resource's ``pollIntervalSeconds`` and
 runs ``cycle.run_cycle`` in a worker thread; a spec edit wakes it at once. While the registry
 is unreachable it raises ``kopf.TemporaryError`` with a growing delay, so kopf retries it.
+A verified MLflow alias webhook (``webhook.py``, optional) wakes the loops that follow it.
 """
 
 from __future__ import annotations
@@ -18,13 +19,17 @@ from artpulse_operator.config import OperatorSettings, backoff_seconds
 from artpulse_operator.cycle import Clients, connect, crd_served, run_cycle
 from artpulse_operator.registry import limit_http_waits
 from artpulse_operator.spec import InvalidSpec, parse_spec
+from artpulse_operator.webhook import WEBHOOK_PATH, Wakeups, start_server
 
 CRD_RETRY_SECONDS = 5.0
 
 
 @kopf.on.startup()
-def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
-    """Keep kopf's bookkeeping under our prefix, post only our own Events, build clients.
+async def configure(
+    settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.Logger, **_: Any
+) -> None:
+    """Keep kopf's bookkeeping under our prefix, post only our own Events, build clients,
+    and start the MLflow webhook receiver when ``ARTPULSE_OPERATOR_WEBHOOK_PORT`` is set.
 
     Cluster scanning (watching CRDs and Namespaces cluster-wide) is off, so the namespaced
     Role of ``manifests/rbac.yaml`` is enough; instead start-up waits until the CRD is served.
@@ -39,13 +44,36 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     operator_settings = OperatorSettings()
     limit_http_waits(operator_settings.operator_registry_timeout_seconds)
     clients = connect(operator_settings)
-    if not crd_served(clients):
+    if not await asyncio.to_thread(crd_served, clients):
         raise kopf.TemporaryError(
             f"the API server does not serve {c.PLURAL}.{c.GROUP}/{c.VERSION} yet: "
             "apply manifests/crd.yaml",
             delay=CRD_RETRY_SECONDS,
         )
     memo.clients = clients
+    memo.wakeups = Wakeups()
+    port = operator_settings.operator_webhook_port
+    if not port:
+        return
+    if operator_settings.operator_webhook_secret is None:
+        raise kopf.PermanentError(
+            "ARTPULSE_OPERATOR_WEBHOOK_PORT is set but ARTPULSE_OPERATOR_WEBHOOK_SECRET is not: "
+            "unsigned webhooks are refused, so give the secret configured in MLflow"
+        )
+    memo.webhook = await start_server(
+        operator_settings.operator_webhook_host,
+        port,
+        operator_settings.operator_webhook_secret.get_secret_value(),
+        memo.wakeups,
+    )
+    logger.info(f"MLflow webhook receiver on port {port}, path {WEBHOOK_PATH}")
+
+
+@kopf.on.cleanup()
+async def stop_webhook(memo: kopf.Memo, **_: Any) -> None:
+    """Stop the webhook receiver, if it runs."""
+    if "webhook" in memo:
+        await memo.webhook.cleanup()
 
 
 def _wakeup(memo: kopf.Memo) -> asyncio.Event:
@@ -81,6 +109,7 @@ async def _pause(memo: kopf.Memo, stopped: kopf.DaemonStopped, seconds: float) -
 async def follow_alias(
     name: str,
     namespace: str | None,
+    uid: str,
     body: kopf.Body,
     memo: Any,
     stopped: kopf.DaemonStopped,
@@ -88,9 +117,28 @@ async def follow_alias(
 ) -> None:
     """Reconcile the resource at its poll interval until it is deleted or the operator stops."""
     clients: Clients = memo.clients
+    wakeups: Wakeups = memo.wakeups
     target_namespace = str(namespace)  # the CRD is namespaced
+    try:
+        await _follow(clients, wakeups, target_namespace, name, uid, body, memo, stopped)
+    finally:
+        wakeups.forget(uid)
+
+
+async def _follow(
+    clients: Clients,
+    wakeups: Wakeups,
+    namespace: str,
+    name: str,
+    uid: str,
+    body: kopf.Body,
+    memo: Any,
+    stopped: kopf.DaemonStopped,
+) -> None:
     while not stopped:
-        result = await asyncio.to_thread(run_cycle, clients, target_namespace, name)
+        result = await asyncio.to_thread(run_cycle, clients, namespace, name)
+        if result.follows is not None:
+            wakeups.follow(uid, *result.follows, _wakeup(memo))
         for event in result.events:
             kopf.event(body, type=event.type, reason=event.reason, message=event.message)
         if result.gone:
