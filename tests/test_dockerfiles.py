@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import tomllib
+import zipfile
 from importlib import import_module, metadata
 from pathlib import Path
 
@@ -222,12 +223,25 @@ def test_both_images_install_the_same_way() -> None:
 
 
 @pytest.mark.slow
+def _build_context_copy(target: Path) -> Path:
+    """The build stage's /src: the COPYed sources as .dockerignore leaves them."""
+    kept = context_files(REPO, REPO / ".dockerignore")
+    for source, _ in copy_sources(_stages(DOCKERFILES[0])[0]):
+        for path in kept:
+            if path == source or path.startswith(source.rstrip("/") + "/"):
+                (target / path).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy(REPO / path, target / path)
+    return target
+
+
 def test_dockerfile_install_resolves_from_the_index(tmp_path: Path) -> None:
-    # Replays the build stage's pip steps in a fresh virtualenv (as --dry-run: nothing is
-    # installed): the pinned build tools, then the project with constraints.txt, wheels only.
+    # Replays the build stage's pip steps in a fresh virtualenv on a copy of the build context
+    # (the install as --dry-run: nothing is installed): the pinned build tools, then the
+    # project with constraints.txt, wheels only; then builds the project's wheel from it.
     build = " ".join(_stages(DOCKERFILES[0])[0].values("RUN"))
     tools = re.findall(r'"((?:pip|setuptools|wheel)==[^"]+)"', build)
     assert len(tools) == 3, build
+    context = _build_context_copy(tmp_path / "src")
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     pip = [str(venv / "bin" / "python"), "-m", "pip", "--disable-pip-version-check", "-q"]
@@ -236,7 +250,7 @@ def test_dockerfile_install_resolves_from_the_index(tmp_path: Path) -> None:
     subprocess.run(
         [*pip, "install", "--dry-run", "--ignore-installed", "--only-binary=:all:",
          "--no-build-isolation", "--report", str(report), "-c", "constraints.txt", "."],
-        cwd=REPO,
+        cwd=context,
         check=True,
         timeout=600,
     )  # fmt: skip
@@ -249,3 +263,20 @@ def test_dockerfile_install_resolves_from_the_index(tmp_path: Path) -> None:
     for name, version in installed.items():
         if name not in BUILD_TOOLS:
             assert pins.get(name) == version, f"{name} {version} resolved, pinned {pins.get(name)}"
+
+    wheels = tmp_path / "wheels"
+    subprocess.run(
+        [*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(wheels), "."],
+        cwd=context,
+        check=True,
+        timeout=300,
+    )
+    (wheel,) = wheels.glob("artpulse-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+        entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
+        assert "artpulse = artpulse_jobs.cli:main" in archive.read(entry_points).decode()
+    for root in ("runtime", "jobs", "operator"):
+        package = REPO / root / f"artpulse_{root}"
+        modules = {p.relative_to(package.parent).as_posix() for p in package.rglob("*.py")}
+        assert modules <= names, sorted(modules - names)
