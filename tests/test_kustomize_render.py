@@ -141,6 +141,7 @@ def test_external_database_component_replaces_the_in_cluster_postgres(tmp_path: 
     assert not [n for n in names if n[1].startswith("artpulse-postgres") and n[0] != "Secret"]
     config = next(o for o in objects if o["metadata"]["name"].startswith("artpulse-config"))
     assert config["data"]["ARTPULSE_DB_HOST"] == "postgres.example.internal"
+    assert config["data"]["ARTPULSE_DB_QUERY"] == "?sslmode=require"
     assert config["data"]["MLFLOW_TRACKING_URI"] == "http://artpulse-mlflow:5000"
     assert ("NetworkPolicy", "artpulse-external-database") in names
 
