@@ -38,7 +38,7 @@ from artpulse_runtime.constants import LABELS
     default=0,
     show_default=True,
     type=int,
-    help="Random seed: the same seed, size and count give byte-identical files.",
+    help="Random seed: the same seed and size give byte-identical files.",
 )
 @click.option(
     "--label",
