@@ -37,6 +37,17 @@ class AliasChange:
         return f"{self.alias} -> {self.version}" if self.version else f"{self.alias} removed"
 
 
+def resulting_aliases(before: dict[str, str], changes: Sequence[AliasChange]) -> dict[str, str]:
+    """Where the aliases point once ``changes`` are applied to ``before``."""
+    after = dict(before)
+    for change in changes:
+        if change.version is None:
+            after.pop(change.alias, None)
+        else:
+            after[change.alias] = change.version
+    return after
+
+
 def _write(client: MlflowClient, name: str, alias: str, version: str | None) -> None:
     if version is None:
         client.delete_registered_model_alias(name, alias)

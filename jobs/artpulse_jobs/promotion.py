@@ -18,7 +18,12 @@ from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
-from artpulse_jobs.alias_moves import AliasChange, apply_alias_changes
+from artpulse_jobs.alias_moves import (
+    AliasChange,
+    AliasMoveError,
+    apply_alias_changes,
+    resulting_aliases,
+)
 from artpulse_jobs.gate import (
     EvaluationSet,
     GateConfig,
@@ -107,6 +112,57 @@ def _run_gate(
     return decide(candidate_f1, champion_f1, config)
 
 
+def _tag_gate(
+    client: MlflowClient,
+    name: str,
+    candidate: str,
+    champion: str | None,
+    verdict: str,
+    run_id: str,
+    decision: GateDecision | None,
+    source: str | None,
+) -> None:
+    """Record the gate's outcome on the candidate and on the champion it was compared with."""
+    tags = {
+        f"{GATE_TAG}decision": verdict,
+        f"{GATE_TAG}run_id": run_id,
+        f"{GATE_TAG}compared_with": champion or "none",
+    }
+    if decision is not None:
+        tags[f"{GATE_TAG}macro_f1"] = f"{decision.candidate_macro_f1:.6f}"
+        tags[f"{GATE_TAG}evaluation_source"] = str(source)
+    _tag(client, name, candidate, tags)
+    if champion is None:
+        return
+    tags = {
+        f"{GATE_TAG}challenged_by": candidate,
+        f"{GATE_TAG}challenge_decision": verdict,
+        f"{GATE_TAG}challenge_run_id": run_id,
+    }
+    if decision is not None and decision.champion_macro_f1 is not None:
+        tags[f"{GATE_TAG}champion_macro_f1"] = f"{decision.champion_macro_f1:.6f}"
+    _tag(client, name, champion, tags)
+
+
+def _move_logged(client: MlflowClient, name: str, changes: list[AliasChange]) -> dict[str, str]:
+    """Apply the alias changes (all or none); log before/after, or the error, on the run."""
+    try:
+        before = apply_alias_changes(client, name, changes)
+    except AliasMoveError as error:
+        mlflow.set_tags(
+            {"artpulse.error": str(error)[:5000], "artpulse.restored": str(error.restored)}
+        )
+        raise
+    after = resulting_aliases(before, changes)
+    mlflow.set_tags(
+        {
+            "artpulse.aliases_before": json.dumps(before, sort_keys=True),
+            "artpulse.aliases_after": json.dumps(after, sort_keys=True),
+        }
+    )
+    return after
+
+
 def promote(
     settings: ArtPulseSettings,
     *,
@@ -154,24 +210,7 @@ def promote(
         verdict = "forced" if force else ("passed" if decision and decision.passed else "refused")
         reasons = ["--force: gate skipped"] if decision is None else decision.reasons
         mlflow.set_tags({f"{GATE_TAG}decision": verdict, f"{GATE_TAG}reasons": "; ".join(reasons)})
-        candidate_tags = {
-            f"{GATE_TAG}decision": verdict,
-            f"{GATE_TAG}run_id": run_id,
-            f"{GATE_TAG}compared_with": old or "none",
-        }
-        if decision is not None:
-            candidate_tags[f"{GATE_TAG}macro_f1"] = f"{decision.candidate_macro_f1:.6f}"
-            candidate_tags[f"{GATE_TAG}evaluation_source"] = str(source)
-        _tag(client, name, version, candidate_tags)
-        if old is not None:
-            champion_tags = {
-                f"{GATE_TAG}challenged_by": version,
-                f"{GATE_TAG}challenge_decision": verdict,
-                f"{GATE_TAG}challenge_run_id": run_id,
-            }
-            if decision is not None and decision.champion_macro_f1 is not None:
-                champion_tags[f"{GATE_TAG}champion_macro_f1"] = f"{decision.champion_macro_f1:.6f}"
-            _tag(client, name, old, champion_tags)
+        _tag_gate(client, name, version, old, verdict, run_id, decision, source)
         outcome = PromotionOutcome(
             "promote", False, version, old, "", run_id, decision, force, source
         )
@@ -184,17 +223,9 @@ def promote(
         challenger = version_for_alias(client, name, ALIAS_CHALLENGER)
         if challenger is not None and str(challenger.version) == version:
             changes.append(AliasChange(ALIAS_CHALLENGER, None))
-        before = apply_alias_changes(client, name, changes)
-        after = {**before, **{c.alias: c.version for c in changes if c.version}}
-        after = {k: v for k, v in after.items() if AliasChange(k, None) not in changes}
-        mlflow.set_tags(
-            {
-                "artpulse.aliases_before": json.dumps(before, sort_keys=True),
-                "artpulse.aliases_after": json.dumps(after, sort_keys=True),
-            }
-        )
+        outcome.aliases = _move_logged(client, name, changes)
         _tag(client, name, version, {"artpulse.promoted_at": datetime.now(UTC).isoformat()})
-        outcome.changed, outcome.aliases = True, after
+        outcome.changed = True
         outcome.message = (
             f"version {version} is champion ({'; '.join(reasons)}); "
             f"previous champion: {old or 'none'}"
@@ -230,15 +261,7 @@ def rollback(settings: ArtPulseSettings, *, reason: str) -> PromotionOutcome:
             }
         )
         changes = [AliasChange(ALIAS_CHAMPION, target), AliasChange(ALIAS_PREVIOUS_CHAMPION, None)]
-        before = apply_alias_changes(client, name, changes)
-        after = {k: v for k, v in before.items() if k != ALIAS_PREVIOUS_CHAMPION}
-        after[ALIAS_CHAMPION] = target
-        mlflow.set_tags(
-            {
-                "artpulse.aliases_before": json.dumps(before, sort_keys=True),
-                "artpulse.aliases_after": json.dumps(after, sort_keys=True),
-            }
-        )
+        after = _move_logged(client, name, changes)
         if old is not None:
             _tag(
                 client,
