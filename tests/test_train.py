@@ -222,6 +222,13 @@ def test_cli_train_and_models(trained: Trained, client: MlflowClient) -> None:
     lines = listing.output.splitlines()
     assert lines[2].split()[:2] == ["3", "challenger"]
     assert lines[4].split()[:2] == ["1", "champion"]
+    as_json = json.loads(runner.invoke(main, ["models", "--json"]).output)
+    assert as_json["model"] == MODEL_NAME
+    assert [v["version"] for v in as_json["versions"]] == ["3", "2", "1"]
+    assert as_json["versions"][2]["aliases"] == [ALIAS_CHAMPION]
+    assert as_json["versions"][0]["metrics"]["macro_f1"] == pytest.approx(
+        float(as_json["versions"][0]["tags"]["artpulse.macro_f1"]), abs=1e-6
+    )
 
 
 def test_extra_dataset_dirs_are_added_to_the_training_data(

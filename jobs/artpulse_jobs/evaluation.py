@@ -20,7 +20,6 @@ class Evaluation:
     recall: dict[str, float]
     f1: dict[str, float]
     confusion: np.ndarray
-    n: int
 
     def metrics(self, prefix: str = "") -> dict[str, float]:
         """Flat MLflow metric names: ``accuracy``, ``macro_f1``, ``f1_<label>``, ... ."""
@@ -49,5 +48,4 @@ def evaluate(true_labels: np.ndarray, predicted: np.ndarray) -> Evaluation:
         recall={n: float(v) for n, v in zip(names, recall, strict=True)},
         f1={n: float(v) for n, v in zip(names, f1, strict=True)},
         confusion=confusion_matrix(true_labels, predicted, labels=np.arange(len(LABELS))),
-        n=int(true_labels.shape[0]),
     )

@@ -77,6 +77,7 @@ def models_command(name: str | None, as_json: bool) -> None:
                 "tags": v.tags,
                 "metrics": v.metrics,
                 "run_id": v.run_id,
+                "source": v.source,
                 "created": v.created.isoformat(),
             }
             for v in versions

@@ -25,6 +25,7 @@ class VersionSummary:
     run_id: str
     created: datetime
     source: str = ""
+    """Where the version's model files are (its source URI in the registry)."""
 
 
 def ensure_experiment(settings: ArtPulseSettings, name: str) -> str:
