@@ -113,12 +113,12 @@ def test_prod_credentials_come_from_an_uncommitted_env_file(tmp_path: Path) -> N
     tree = copy_tree(tmp_path, with_prod_secret=False)
     with pytest.raises(RenderError, match=r"postgres\.env"):
         render_dir(tree / "overlays" / "prod")
-    ignored = subprocess.run(
-        ["git", "check-ignore", "-q", "kustomize/overlays/prod/postgres.env"],
-        cwd=REPO,
-        check=False,
-    )
-    assert ignored.returncode == 0, "kustomize/overlays/prod/postgres.env must be git-ignored"
+    for secret_file in (
+        "kustomize/overlays/prod/postgres.env",
+        "kustomize/components/registry-webhook/webhook.env",
+    ):
+        ignored = subprocess.run(["git", "check-ignore", "-q", secret_file], cwd=REPO, check=False)
+        assert ignored.returncode == 0, f"{secret_file} must be git-ignored"
     example = (KUSTOMIZE_DIR / "overlays" / "prod" / "postgres.env.example").read_text()
     assert "change-me" in example
 
@@ -130,6 +130,22 @@ def test_every_component_renders_and_validates(tmp_path: Path, overlay: str) -> 
     assert report.errors == []
     # The Prometheus Operator's CRD is not part of this repository.
     assert report.without_schema == ["monitoring.coreos.com/v1 ServiceMonitor/artpulse-runtime"]
+    operator = find(objects, "Deployment", "artpulse-operator")["spec"]["template"]["spec"]
+    env = {v["name"]: v for v in operator["containers"][0]["env"]}
+    assert env["ARTPULSE_OPERATOR_WEBHOOK_PORT"]["value"] == "9443"
+    secret = env["ARTPULSE_OPERATOR_WEBHOOK_SECRET"]["valueFrom"]["secretKeyRef"]["name"]
+    assert secret == "artpulse-webhook"
+    assert find(objects, "Secret", secret)["data"]["ARTPULSE_OPERATOR_WEBHOOK_SECRET"]
+    # The patch added to the operator's environment without replacing what it had.
+    assert operator["containers"][0]["envFrom"][0]["configMapRef"]["name"].startswith(
+        "artpulse-config-"
+    )
+    assert "MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS" in {
+        v["name"]
+        for v in find(objects, "Deployment", "artpulse-mlflow")["spec"]["template"]["spec"][
+            "containers"
+        ][0]["env"]
+    }
     ingress = find(objects, "Ingress", "artpulse-runtime")
     backend = ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
     assert backend == {"name": "artpulse-runtime", "port": {"name": "http"}}

@@ -16,8 +16,9 @@ KUSTOMIZE_DIR = REPO / "kustomize"
 MANIFESTS_DIR = REPO / "manifests"
 KUBECTL = Path(sys.executable).parent / "kubectl"
 OVERLAYS = ("dev", "prod")
-COMPONENTS = ("ingress", "servicemonitor", "external-database")
+COMPONENTS = ("ingress", "servicemonitor", "external-database", "registry-webhook")
 PROD_SECRET_ENV = "postgres.env"
+WEBHOOK_SECRET_ENV = "webhook.env"
 
 Obj = dict[str, Any]
 
@@ -45,16 +46,20 @@ def render_dir(path: Path) -> list[Obj]:
 def copy_tree(workdir: Path, *, with_prod_secret: bool = True) -> Path:
     """Copy ``kustomize/`` and ``manifests/`` into ``workdir`` and return the copied kustomize dir.
 
-    The prod overlay reads its credentials from an uncommitted ``postgres.env``; the copy gets
-    one made from the committed example (unless ``with_prod_secret`` is false), so rendering
-    never writes into the checkout.
+    The prod overlay and the registry-webhook component read their secrets from uncommitted env
+    files; the copy gets them made from the committed examples (unless ``with_prod_secret`` is
+    false), so rendering never writes into the checkout.
     """
     target = workdir / "kustomize"
-    shutil.copytree(KUSTOMIZE_DIR, target, ignore=shutil.ignore_patterns(PROD_SECRET_ENV))
+    ignored = shutil.ignore_patterns(PROD_SECRET_ENV, WEBHOOK_SECRET_ENV)
+    shutil.copytree(KUSTOMIZE_DIR, target, ignore=ignored)
     shutil.copytree(MANIFESTS_DIR, workdir / "manifests")
     if with_prod_secret:
-        prod = target / "overlays" / "prod"
-        shutil.copyfile(prod / f"{PROD_SECRET_ENV}.example", prod / PROD_SECRET_ENV)
+        for folder, name in (
+            (target / "overlays" / "prod", PROD_SECRET_ENV),
+            (target / "components" / "registry-webhook", WEBHOOK_SECRET_ENV),
+        ):
+            shutil.copyfile(folder / f"{name}.example", folder / name)
     return target
 
 
