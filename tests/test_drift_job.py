@@ -128,13 +128,19 @@ def test_shifted_feature_fires_for_that_feature_only(trained: Trained, events_ur
     assert not result.report["labels"]["drifted"]
 
 
-def test_cli_exit_codes_follow_the_verdict(trained: Trained, events_url: str) -> None:
+def test_cli_exit_codes_follow_the_verdict(
+    trained: Trained, events_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     runner = CliRunner()
     features, labels = bootstrap(trained, 99, seed=3)
     write_events(events_url, features, labels, trained.version)
     outcome = runner.invoke(main, ["drift"])
     assert outcome.exit_code == 0, outcome.output
     assert "insufficient_data" in outcome.output and "at least 100" in outcome.output
+    monkeypatch.setenv("ARTPULSE_DRIFT_MIN_EVENTS", "50")
+    outcome = runner.invoke(main, ["drift"])
+    assert outcome.exit_code == 0 and "no_drift over 99 events" in outcome.output
+    monkeypatch.delenv("ARTPULSE_DRIFT_MIN_EVENTS")
     only_vibrant = trained.labels == LABELS.index("vibrant")
     rows = np.repeat(trained.features[only_vibrant], 10, axis=0)
     write_events(events_url, rows, np.full(len(rows), LABELS.index("vibrant")), trained.version)
@@ -144,6 +150,8 @@ def test_cli_exit_codes_follow_the_verdict(trained: Trained, events_url: str) ->
     outcome = runner.invoke(main, ["drift", "--model-version", "999"])
     assert outcome.exit_code == 1
     assert "'999'" in outcome.output
+    outcome = runner.invoke(main, ["drift", "--window-hours", "0"])
+    assert outcome.exit_code == 1 and "it must be positive" in outcome.output
     outcome = runner.invoke(main, ["drift", "--since", "yesterday"])
     assert outcome.exit_code == 2 and "ISO 8601" in outcome.output
 

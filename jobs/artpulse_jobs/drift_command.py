@@ -56,7 +56,11 @@ def drift_options(command: Any) -> Any:
         ),
         click.option("--since", type=UTCDateTime(), help="Window start (default: now - window)."),
         click.option("--until", type=UTCDateTime(), help="Window end (default: now)."),
-        click.option("--window-hours", type=float, help="Window length in hours [default: 24]."),
+        click.option(
+            "--window-hours",
+            type=float,
+            help="Window length in hours [ARTPULSE_DRIFT_WINDOW_HOURS, 24].",
+        ),
         click.option(
             "--last", "last_n", type=click.IntRange(min=1), help="Only the newest N events."
         ),
@@ -98,7 +102,9 @@ def run_from_options(settings: MonitoringSettings, **options: Any) -> DriftResul
         since=options["since"],
         until=options["until"],
         last_n=options["last_n"],
-        hours=options["window_hours"] or settings.drift_window_hours,
+        hours=settings.drift_window_hours
+        if options["window_hours"] is None
+        else options["window_hours"],
     )
     return run_drift(
         settings,
