@@ -73,8 +73,8 @@ def events_from_predictions(
     probabilities: np.ndarray,
 ) -> list[PredictionEvent]:
     """One event per row of a batched prediction (features and probabilities are (N, 5))."""
-    feature_rows = np.asarray(features, dtype=np.float64).tolist()
-    proba_rows = np.asarray(probabilities, dtype=np.float64).tolist()
+    feature_rows = np.asarray(features).tolist()  # float32 .tolist() gives exact floats
+    proba_rows = np.asarray(probabilities).tolist()
     if not len(feature_rows) == len(labels) == len(proba_rows):
         raise ValueError(
             f"events_from_predictions needs as many rows of features ({len(feature_rows)}), "
