@@ -140,3 +140,5 @@ def test_dataset_folder_defaults_to_the_champions_and_errors_name_the_folder(
     broken.write_text("[1, 2]")
     result = CliRunner().invoke(main, ["retrain", "--report", str(broken)])
     assert result.exit_code == 1 and "not a drift report" in result.output
+    result = CliRunner().invoke(main, ["retrain", "--model-version", "999"])
+    assert result.exit_code == 1 and "drift check failed" in result.output
