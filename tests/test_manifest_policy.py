@@ -25,6 +25,16 @@ from support.kustomize import (
 LONG_RUNNING = ("Deployment", "StatefulSet", "DaemonSet")
 WRITABLE_ENV = ("HOME", "TMPDIR", "MPLCONFIGDIR", "ARTPULSE_STATE_DIR", "MLSERVER_METRICS_DIR")
 TOKEN_ALLOWED = {"artpulse-operator"}
+RESTRICTED_VOLUME_TYPES = {
+    "configMap",
+    "csi",
+    "downwardAPI",
+    "emptyDir",
+    "ephemeral",
+    "persistentVolumeClaim",
+    "projected",
+    "secret",
+}
 PINNED_MODEL_URI = re.compile(rf"^models:/{re.escape(MODEL_NAME)}/[1-9][0-9]*$")
 
 
@@ -65,6 +75,12 @@ def test_every_pod_runs_locked_down(objects: list[Obj]) -> None:
         assert pod.get("runAsNonRoot") is True, f"{_label(obj)}: runAsNonRoot"
         assert pod.get("runAsUser", 0) > 0, f"{_label(obj)}: numeric non-root runAsUser"
         assert pod.get("seccompProfile") == {"type": "RuntimeDefault"}, _label(obj)
+        # The rest of the Pod Security "restricted" profile: no host namespaces, only these
+        # volume types.
+        assert not any(spec.get(key) for key in ("hostNetwork", "hostPID", "hostIPC")), _label(obj)
+        for volume in spec.get("volumes", []):
+            kinds = set(volume) - {"name"}
+            assert kinds <= RESTRICTED_VOLUME_TYPES, f"{_label(obj)}: volume {volume['name']}"
         for container in containers(spec):
             where = f"{_label(obj)} container {container['name']}"
             context = container.get("securityContext", {})
@@ -75,6 +91,15 @@ def test_every_pod_runs_locked_down(objects: list[Obj]) -> None:
             assert context.get("runAsUser", 1) != 0, where
             checked += 1
     assert checked >= 7
+
+
+def test_namespace_enforces_the_restricted_pod_security_profile(objects: list[Obj]) -> None:
+    (namespace,) = [o for o in objects if o["kind"] == "Namespace"]
+    labels = namespace["metadata"]["labels"]
+    assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+    assert {o["metadata"]["namespace"] for o in objects if "namespace" in o["metadata"]} == {
+        namespace["metadata"]["name"]
+    }
 
 
 def test_service_account_tokens_only_where_the_api_is_used(objects: list[Obj]) -> None:
