@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Iterator
@@ -11,7 +14,13 @@ import mlflow
 import pytest
 import requests
 
-from artpulse_jobs.client import PredictionError, image_request_json, predict_images_rest
+from artpulse_jobs.client import (
+    PredictionError,
+    image_request_json,
+    predict_images_grpc,
+    predict_images_rest,
+)
+from artpulse_jobs.serving import stop_server
 from artpulse_runtime.constants import ALIAS_CHAMPION, MODEL_NAME
 from artpulse_runtime.settings import ArtPulseSettings
 from support.environment import free_port
@@ -148,3 +157,38 @@ def test_graceful_stop_flushes_the_event_queue(
             assert requests.post(url, json=body, timeout=30).status_code == 200
     assert server.process.returncode == 0
     assert len(stored_events(settings.resolved_events_url, request_id)) == 5 * len(images)
+
+
+def test_artpulse_serve_takes_flags_and_mlserver_environment(
+    settings: ArtPulseSettings, images: list[bytes]
+) -> None:
+    """Flags set what they name; MLSERVER_* variables still set the rest (nothing is pinned)."""
+    http_port, grpc_port, metrics_port = free_port(), free_port(), free_port()
+    env = {
+        **os.environ,
+        "MLSERVER_HTTP_PORT": str(free_port()),  # overridden by --http-port
+        "MLSERVER_GRPC_PORT": str(grpc_port),
+        "MLSERVER_METRICS_PORT": str(metrics_port),
+    }
+    command = [str(Path(sys.executable).parent / "artpulse"), "serve", "--host", "127.0.0.1"]
+    log = (settings.state_dir / "artpulse-serve.log").open("wb")
+    process = subprocess.Popen(
+        [*command, "--http-port", str(http_port)], env=env, stdout=log, stderr=subprocess.STDOUT
+    )
+    http_url = f"http://127.0.0.1:{http_port}"
+    try:
+        wait_until(lambda: _answers(http_url) and ready(http_url), 90, "artpulse serve ready")
+        grpc_answer = predict_images_grpc(f"127.0.0.1:{grpc_port}", images[:1])
+        assert grpc_answer.labels == predict_images_rest(http_url, images[:1]).labels
+        metrics = requests.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).text
+        assert "artpulse_predictions_total" in metrics
+    finally:
+        assert stop_server(process) == 0
+        log.close()
+
+
+def _answers(http_url: str) -> bool:
+    try:
+        return requests.get(f"{http_url}/v2/health/live", timeout=2).status_code == 200
+    except requests.RequestException:
+        return False

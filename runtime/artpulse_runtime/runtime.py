@@ -22,7 +22,6 @@ from mlserver import MLModel
 from mlserver.errors import MLServerError, ModelNotReady
 from mlserver.settings import ModelSettings
 from mlserver.types import InferenceRequest, InferenceResponse, MetadataModelResponse
-from threadpoolctl import threadpool_limits
 
 from artpulse_runtime.batching import FeatureBatcher
 from artpulse_runtime.codecs import KIND_IMAGE, decode_request, encode_response
@@ -129,11 +128,6 @@ class ArtPulseRuntime(MLModel):
         uri, tracking_uri = self._serving.model_uri, self._serving.resolved_tracking_uri
         started = time.perf_counter()
         loaded = await asyncio.to_thread(load_registered_model, tracking_uri, uri)
-        # predict_proba runs on this (the event loop's) thread. One request's rows are far too
-        # few for OpenMP / BLAS threads to pay off, and on a busy machine their spinning
-        # workers cost far more CPU than the model (HistGradientBoosting, one row, 2 busy
-        # cores: 159 ms of CPU per call with OpenMP's default threads, 6 ms on one).
-        threadpool_limits(limits=1)
         extra = (self.settings.parameters.extra if self.settings.parameters else None) or {}
         self._batcher = FeatureBatcher(
             loaded.classifier.predict_proba,
@@ -261,4 +255,6 @@ class ArtPulseRuntime(MLModel):
                 self._gauges.sync()
         if self._extractor is not None:
             await asyncio.to_thread(self._extractor.close)
+        if self._batcher is not None:
+            await asyncio.to_thread(self._batcher.close)
         return True
