@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from mlflow import MlflowClient
 
 from artpulse_jobs.generate import generate_images
 from artpulse_jobs.train import TrainConfig, TrainResult, run_training
@@ -14,11 +16,32 @@ from artpulse_runtime.settings import ArtPulseSettings
 from artpulse_runtime.tracking import configure_tracking
 
 
+def _migrated_store(folder: Path) -> Path:
+    """An empty MLflow SQLite store with every migration applied, made once in ``folder``.
+
+    Creating a store runs MLflow's schema migrations, 3-10 s on a busy machine; the modules
+    copy this file instead. Each copy is a real, independent store.
+    """
+    path = folder / "mlflow.db"
+    if not path.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        uri = f"sqlite:///{path}"
+        MlflowClient(tracking_uri=uri, registry_uri=uri).search_experiments()
+    return path
+
+
 @contextmanager
 def module_settings(root: Path) -> Iterator[ArtPulseSettings]:
-    """Settings on a state folder under ``root``, with the environment pointing at it."""
+    """Settings on a fresh state folder under ``root``; the environment points at it.
+
+    ``root`` comes from ``tmp_path_factory``, so its parent is the session's temp folder,
+    where the migrated store template is kept.
+    """
+    state = root / "state"
+    state.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(_migrated_store(root.parent / "mlflow-store-template"), state / "mlflow.db")
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("ARTPULSE_STATE_DIR", str(root / "state"))
+        patch.setenv("ARTPULSE_STATE_DIR", str(state))
         for name in ("MLFLOW_TRACKING_URI", "ARTPULSE_EVENTS_URL", "ARTPULSE_MODEL_URI"):
             patch.delenv(name, raising=False)
         settings = ArtPulseSettings()
