@@ -122,7 +122,9 @@ def apply_dev_overlay(kubeconfig: str, workdir: Path, namespace: str) -> Applied
 
 
 def delete_namespace(kubeconfig: str, namespace: str) -> None:
-    """Start deleting the namespace (the controllers finish it in the background)."""
+    """Delete the namespace's ArtPulseModels (so no operator started later in the session
+    adopts them), then start deleting the namespace; controllers finish it in the background."""
+    kubectl(kubeconfig, "delete", "artpulsemodels", "--all", "-n", namespace, "--timeout=60s")
     kubectl(kubeconfig, "delete", "namespace", namespace, "--wait=false", "--ignore-not-found")
 
 
