@@ -11,6 +11,7 @@ import copy
 import subprocess
 from pathlib import Path
 
+import kubernetes_validate
 import pytest
 import yaml
 
@@ -29,7 +30,7 @@ from support.kustomize import (
     render_overlay,
     workloads,
 )
-from support.schemas import validate_objects
+from support.schemas import KUBERNETES_VERSION, validate_objects
 
 DEPRECATED_FIELDS = ("patchesStrategicMerge", "commonLabels", "patchesJson6902", "bases", "vars")
 
@@ -47,10 +48,12 @@ def test_overlay_validates_strictly_against_current_schemas(
     rendered: dict[str, list[Obj]], overlay: str
 ) -> None:
     objects = rendered[overlay]
-    report = validate_objects(objects)
-    assert report.errors == []
-    assert report.without_schema == []
-    assert report.validated == len(objects)
+    # The supported floor and the newest schemas kubernetes-validate ships (catches removals).
+    for version in (KUBERNETES_VERSION, kubernetes_validate.latest_version()):
+        report = validate_objects(objects, version)
+        assert report.errors == [], version
+        assert report.without_schema == [], version
+        assert report.validated == len(objects)
     kinds = {obj["kind"] for obj in objects}
     assert {"CustomResourceDefinition", "ArtPulseModel", "CronJob", "StatefulSet"} <= kinds
 
