@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import random
 import shutil
+import sqlite3
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -181,3 +183,48 @@ def test_promote_errors_name_the_problem(registry: Registry) -> None:
     assert not promote(registry.settings, version=registry.good).changed
     result = CliRunner().invoke(main, ["promote", "--eval-dir", "/nonexistent/eval"])
     assert result.exit_code == 1 and "no 'challenger' alias" in result.output
+
+
+@contextmanager
+def champion_writes_fail(settings: ArtPulseSettings) -> Iterator[None]:
+    """Make the registry database itself refuse any write of the ``champion`` alias.
+
+    Fault injection at the database level (SQLite triggers in the real store), so every line
+    of ``promote`` runs for real up to the failing write; dropped again on exit.
+    """
+    path = settings.state_dir.resolve() / "mlflow.db"
+    statements = [
+        f"CREATE TRIGGER refuse_champion_{event} BEFORE {event} ON registered_model_aliases "
+        f"WHEN NEW.alias = '{ALIAS_CHAMPION}' BEGIN SELECT RAISE(ABORT, 'injected fault'); END"
+        for event in ("INSERT", "UPDATE")
+    ]
+    with sqlite3.connect(path) as connection:
+        for statement in statements:
+            connection.execute(statement)
+    try:
+        yield
+    finally:
+        with sqlite3.connect(path) as connection:
+            for event in ("INSERT", "UPDATE"):
+                connection.execute(f"DROP TRIGGER refuse_champion_{event}")
+
+
+def test_a_registry_error_during_promotion_leaves_the_aliases_as_they_were(
+    registry: Registry,
+) -> None:
+    client = set_aliases(registry, champion=registry.good, challenger=registry.other_good)
+    before = registered_aliases(client, MODEL_NAME)
+    with champion_writes_fail(registry.settings), pytest.raises(AliasMoveError) as raised:
+        promote(registry.settings, force=True)
+    assert raised.value.restored
+    assert "injected fault" in str(raised.value)
+    assert registered_aliases(client, MODEL_NAME) == before  # previous-champion undone
+    experiment = client.get_experiment_by_name(PROMOTION_EXPERIMENT)
+    assert experiment is not None
+    runs = client.search_runs(
+        [experiment.experiment_id],
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
+    assert runs[0].info.status == "FAILED"
+    assert runs[0].data.tags["artpulse.restored"] == "True"
