@@ -7,6 +7,7 @@ from pathlib import Path
 
 import mlflow
 import numpy as np
+import pytest
 import sklearn
 from mlflow import MlflowClient
 from sklearn.linear_model import LogisticRegression
@@ -57,6 +58,7 @@ def test_lookups_on_an_empty_registry(settings: ArtPulseSettings) -> None:
     assert list_versions(client, NAME) == []
 
 
+@pytest.mark.slow
 def test_register_sets_champion_only_when_there_is_none(settings: ArtPulseSettings) -> None:
     client = MlflowClient()
     first, first_aliases, first_run = _register(settings, 0.9)
