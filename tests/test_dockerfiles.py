@@ -277,6 +277,6 @@ def test_dockerfile_install_resolves_from_the_index(tmp_path: Path) -> None:
         entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
         assert "artpulse = artpulse_jobs.cli:main" in archive.read(entry_points).decode()
     for root in ("runtime", "jobs", "operator"):
-        package = REPO / root / f"artpulse_{root}"
+        package = context / root / f"artpulse_{root}"
         modules = {p.relative_to(package.parent).as_posix() for p in package.rglob("*.py")}
         assert modules <= names, sorted(modules - names)
