@@ -1,6 +1,8 @@
 """Figures logged with training runs, drawn with matplotlib's object API on the Agg canvas.
 
 No pyplot: no global figure state, nothing to close, and no display is ever needed.
+matplotlib is imported on first use: it costs about a second, which every ``artpulse``
+command would otherwise pay at start-up (the CLI imports all sub-commands).
 """
 
 from __future__ import annotations
@@ -8,13 +10,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from matplotlib.figure import Figure
 
 from artpulse_runtime.constants import LABELS
 
 
 def save_confusion_matrix(confusion: np.ndarray, title: str, path: Path) -> Path:
     """Draw a labelled confusion matrix (rows true, columns predicted) as a PNG at ``path``."""
+    from matplotlib.figure import Figure
+
     figure = Figure(figsize=(5.2, 4.4), dpi=80)
     axes = figure.add_subplot()
     axes.imshow(confusion, cmap="Blues")
