@@ -7,9 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 from PIL import Image
 
 from artpulse_jobs.generate import PARALLEL_THRESHOLD, generate_image, generate_images
+from artpulse_jobs.generate_command import generate_images_command
 from artpulse_jobs.styles import Variation, draw_style
 from artpulse_runtime.constants import LABELS
 from artpulse_runtime.features import extract_features
@@ -105,3 +107,34 @@ def test_styles_keep_their_signature_features_across_sizes() -> None:
         vibrant = [extract_features(generate_image("vibrant", i, size=size)) for i in range(4)]
         minimal = [extract_features(generate_image("minimal", i, size=size)) for i in range(4)]
         assert min(f[4] for f in vibrant) > 5 * max(f[4] for f in minimal), size
+
+
+def test_generate_images_command(tmp_path: Path) -> None:
+    runner = CliRunner()
+    result = runner.invoke(
+        generate_images_command,
+        [
+            "--output",
+            str(tmp_path),
+            "--per-label",
+            "2",
+            "--size",
+            "40",
+            "--seed",
+            "3",
+            "--label",
+            "surreal",
+            "--label",
+            "minimal",
+            "--no-variation",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert f"wrote 4 images to {tmp_path}" in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["minimal", "surreal"]
+    for path in tmp_path.rglob("*.png"):
+        with Image.open(path) as image:
+            assert image.size == (40, 40)
+    bad = runner.invoke(generate_images_command, ["--output", str(tmp_path), "--label", "cubist"])
+    assert bad.exit_code == 2
+    assert "'cubist' is not one of" in bad.output

@@ -11,6 +11,8 @@ starts a new cache.
 from __future__ import annotations
 
 import hashlib
+import os
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -128,7 +130,8 @@ class FeatureCache:
             -1, len(FEATURE_NAMES)
         )
         failed = sorted(extraction.failures)
-        partial = self.directory / f".{dataset_hash}.tmp.npz"
+        # A name of its own per writer: two trainings of one dataset may store at once.
+        partial = self.directory / f".{dataset_hash}.{os.getpid()}.{threading.get_ident()}.npz"
         np.savez(
             partial,
             digests=np.asarray(digests, dtype=str),
