@@ -27,6 +27,8 @@ import grpc
 import numpy as np
 from mlserver.grpc import dataplane_pb2 as pb
 from mlserver.grpc import dataplane_pb2_grpc as pb_grpc
+from mlserver.settings import ModelSettings
+from mlserver.types import InferenceRequest, RequestInput
 from serve_report import Cell, report
 from threadpoolctl import threadpool_limits
 
@@ -43,6 +45,7 @@ from artpulse_runtime.constants import MODEL_NAME
 from artpulse_runtime.features import extract_features
 from artpulse_runtime.imaging import prepare_image
 from artpulse_runtime.loading import load_registered_model
+from artpulse_runtime.runtime import ArtPulseRuntime
 from artpulse_runtime.settings import ArtPulseSettings
 from artpulse_runtime.tracking import configure_tracking
 
@@ -196,6 +199,26 @@ def prepare_registry(work: Path, args: argparse.Namespace) -> ArtPulseSettings:
     return settings
 
 
+def runtime_cpu_ms(image: bytes, repeats: int = 300) -> float:
+    """CPU ms per one-image request of ArtPulseRuntime.predict in-process (no protocol)."""
+
+    async def measure_runtime() -> float:
+        model_settings = ModelSettings.parse_file(str(default_repository() / "model-settings.json"))
+        runtime = ArtPulseRuntime(model_settings)
+        await runtime.load()
+        image_input = RequestInput(name="image", datatype="BYTES", shape=[1], data=[image])
+        for _ in range(20):
+            await runtime.predict(InferenceRequest(id="warm-up", inputs=[image_input]))
+        start = time.process_time()
+        for _ in range(repeats):
+            await runtime.predict(InferenceRequest(id="bench", inputs=[image_input]))
+        elapsed = (time.process_time() - start) / repeats * 1000
+        await runtime.unload()
+        return elapsed
+
+    return asyncio.run(measure_runtime())
+
+
 def model_call_ms(settings: ArtPulseSettings, row: list[float]) -> float:
     """CPU milliseconds of one ``predict_proba`` call of the champion on one row."""
     loaded = load_registered_model(settings.resolved_tracking_uri, settings.model_uri)
@@ -229,6 +252,12 @@ def run(args: argparse.Namespace) -> None:
     print(f"probe image {image_path.name}: {len(image)} bytes, 256x256 PNG")
     print(f"in-process floor: decode+resize {resize_ms:.3f} ms, full features {features_ms:.3f} ms")
     model_call_ms(settings, row)
+    in_process = runtime_cpu_ms(image)
+    print(
+        f"in-process ArtPulseRuntime.predict, one image, events on: {in_process:.3f} ms CPU = "
+        f"{in_process / resize_ms:.2f}x decode+resize, {in_process / features_ms:.2f}x the whole "
+        "feature contract"
+    )
 
     servers = [
         ("noop", repository_copy(work / "noop", implementation="noop_runtime.NoOpRuntime"), {}),
