@@ -49,7 +49,7 @@ class ArtPulseClassifier(PythonModel):
         return probabilities
 
     def predict(
-        self, context: Any, model_input: Any, params: dict[str, Any] | None = None
+        self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
     ) -> pd.DataFrame:
         """Predict a ``label`` column and ``proba_<label>`` columns for each feature row."""
         probabilities = self.predict_proba(as_feature_matrix(model_input))
