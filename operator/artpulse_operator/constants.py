@@ -26,6 +26,8 @@ PROMOTED_BY_OPERATOR: Final = "artpulse-operator"
 """The value of ``PROMOTED_BY_TAG`` is ``artpulse-operator:<namespace>/<resource name>``."""
 
 DEFAULT_POLL_SECONDS: Final = 10
+ROLLOUT_CHECK_SECONDS: Final = 5
+"""While a rollout is in flight its Deployment is re-checked at least this often."""
 DEFAULT_CONTAINER: Final = "runtime"
 DEFAULT_DEPLOYMENT: Final = "artpulse-runtime"
 

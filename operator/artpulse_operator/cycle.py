@@ -208,4 +208,7 @@ def run_cycle(clients: Clients, namespace: str, name: str) -> CycleResult:
     if decision.phase == writer.before.get("phase") == c.PHASE_ROLLED_BACK:
         message = str(writer.before.get("message") or message)  # keep the rollback's reason
     writer.write(decision.phase, message, fields)
-    return CycleResult(spec.poll_seconds, writer.events, follows=follows)
+    poll = spec.poll_seconds
+    if decision.memory.rollout is not None:
+        poll = min(poll, c.ROLLOUT_CHECK_SECONDS)  # settle (or roll back) without waiting a poll
+    return CycleResult(poll, writer.events, follows=follows)
