@@ -8,9 +8,7 @@ short ``progressDeadlineSeconds`` makes ``ProgressDeadlineExceeded`` real.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 from kopf.testing import KopfRunner
@@ -28,68 +26,18 @@ from support.operator_cluster import (
     condition,
     create_namespace,
     delete_namespace,
-    get_status,
-    pinned,
     register_versions,
     replica_sets,
-    runtime_deployment,
     server_ready,
     start_mlflow_server,
     wait_for,
 )
+from support.operator_session import Cluster
 
 pytestmark = [pytest.mark.k8s, pytest.mark.slow]
 
 URI = "models:/artpulse-classifier/{}"
 WEBHOOK_SECRET = "operator-test-secret"
-
-
-@dataclass
-class Cluster:
-    """API clients, the registry, and the namespace of the current test."""
-
-    core: k8s.CoreV1Api
-    apps: k8s.AppsV1Api
-    custom: k8s.CustomObjectsApi
-    registry_uri: str
-    registry: MlflowClient
-    webhook_port: int
-    namespace: str = ""
-
-    def create_model(self, name: str = "model", **spec: Any) -> None:
-        body = artpulse_model(name, spec.pop("trackingUri", self.registry_uri), **spec)
-        self.custom.create_namespaced_custom_object(
-            c.GROUP, c.VERSION, self.namespace, c.PLURAL, body
-        )
-
-    def patch_spec(self, name: str = "model", **spec: Any) -> int:
-        changed = self.custom.patch_namespaced_custom_object(
-            c.GROUP, c.VERSION, self.namespace, c.PLURAL, name, {"spec": spec}
-        )
-        return int(changed["metadata"]["generation"])
-
-    def create_deployment(self, **kwargs: Any) -> None:
-        self.apps.create_namespaced_deployment(self.namespace, runtime_deployment(**kwargs))
-
-    def status(self, name: str = "model") -> dict[str, Any]:
-        return get_status(self.custom, self.namespace, name)
-
-    def wait_status(self, what: str, check: Any, timeout: float = 30.0) -> dict[str, Any]:
-        def probe() -> dict[str, Any] | None:
-            status = self.status()
-            return status if check(status) else None
-
-        return wait_for(what, probe, timeout)
-
-    def pinned(self) -> tuple[Any, Any]:
-        return pinned(self.apps, self.namespace)
-
-    def set_alias(self, version: str) -> None:
-        self.registry.set_registered_model_alias(MODEL_NAME, "champion", version)
-
-    def events(self) -> list[str]:
-        items = self.core.list_namespaced_event(self.namespace).items
-        return [e.reason for e in items if e.involved_object.kind == c.KIND]
 
 
 @pytest.fixture(scope="module")
@@ -340,3 +288,13 @@ def test_mlflow_alias_webhook_triggers_a_rollout_before_the_next_poll(
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_a_paused_resource_leaves_the_deployment_alone_until_resumed(kube: Cluster) -> None:
+    kube.create_deployment()
+    kube.create_model(paused=True)
+    kube.wait_status("phase Paused", lambda s: s.get("phase") == c.PHASE_PAUSED)
+    assert kube.pinned() == ("models:/artpulse-classifier@champion", None)
+    kube.patch_spec(paused=False)
+    kube.wait_status("version 1 served", lambda s: s.get("servingVersion") == "1")
+    assert kube.pinned() == (URI.format(1), "1")
