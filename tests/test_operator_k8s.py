@@ -126,6 +126,12 @@ def test_setting_spec_version_promotes_in_the_registry_then_rolls_out(kube: Clus
     assert c.PROMOTED_AT_TAG in version.tags
     wait_for("a Promoted event", lambda: c.REASON_PROMOTED in kube.events())
 
+    kube.patch_spec(version=99)  # not registered: an error naming it, nothing moved
+    status = kube.wait_status("phase Error", lambda s: s.get("phase") == c.PHASE_ERROR)
+    assert "version 99" in status["message"]
+    assert kube.pinned() == (URI.format(3), "3")
+    assert str(kube.registry.get_model_version_by_alias(MODEL_NAME, "champion").version) == "3"
+
 
 def test_the_same_version_again_creates_no_replicaset(kube: Cluster) -> None:
     kube.create_deployment()

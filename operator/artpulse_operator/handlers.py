@@ -13,6 +13,7 @@ import logging
 from typing import Any
 
 import kopf
+from kubernetes.client.exceptions import ApiException
 
 from artpulse_operator import constants as c
 from artpulse_operator.config import OperatorSettings, backoff_seconds
@@ -136,7 +137,13 @@ async def _follow(
     stopped: kopf.DaemonStopped,
 ) -> None:
     while not stopped:
-        result = await asyncio.to_thread(run_cycle, clients, namespace, name)
+        try:
+            result = await asyncio.to_thread(run_cycle, clients, namespace, name)
+        except ApiException as error:  # e.g. the API server restarting: retry, do not crash
+            raise kopf.TemporaryError(
+                f"Kubernetes API error {error.status} {error.reason}: {error.body}",
+                delay=c.DEFAULT_POLL_SECONDS,
+            ) from error
         if result.follows is not None:
             wakeups.follow(uid, *result.follows, _wakeup(memo))
         for event in result.events:
