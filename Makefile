@@ -74,8 +74,7 @@ operator: venv ## run the operator on NAMESPACE (applies manifests/crd.yaml firs
 
 operator-check: venv ## operator tests and bench/operator.py on a throwaway local API server
 	env=$$($(SHARED_DIR)/k8s/local-cluster start $(K8S_RUN)) && eval "$$env" && \
-	  REQUIRE_K8S=1 $(BIN)/pytest tests/test_operator_logic.py tests/test_operator_k8s.py \
-	    tests/test_operator_rbac.py && $(BIN)/python bench/operator.py; \
+	  REQUIRE_K8S=1 $(BIN)/pytest tests/test_operator_*.py && $(BIN)/python bench/operator.py; \
 	  rc=$$?; $(SHARED_DIR)/k8s/local-cluster stop $(K8S_RUN); exit $$rc
 
 # Monitoring and rollout: `make drift`, then `make retrain`, `make promote`, `make rollback`.
