@@ -1,22 +1,52 @@
-"""The ``artpulse`` command: one entry point, one sub-command per lifecycle step."""
+"""The ``artpulse`` command: one entry point, one sub-command per lifecycle step.
+
+Sub-commands are imported when they run, not when the entry point starts: MLflow, MLServer's
+gRPC stubs, scipy and pandas take seconds to import, and ``artpulse serve`` or a CronJob's
+``artpulse drift`` should not pay for the others' imports.
+"""
 
 from __future__ import annotations
 
+import importlib
+
 import click
 
-from artpulse_jobs.demo import demo_command
-from artpulse_jobs.drift_command import drift_command
-from artpulse_jobs.generate_command import generate_images_command
-from artpulse_jobs.models_command import models_command
-from artpulse_jobs.operator_cmd import operator_command
-from artpulse_jobs.predict_command import predict
-from artpulse_jobs.promotion_command import promote_command, rollback_command
-from artpulse_jobs.retrain_command import retrain_command
-from artpulse_jobs.serve_command import serve
-from artpulse_jobs.train_command import train_command
+COMMANDS: dict[str, str] = {
+    "generate-images": "artpulse_jobs.generate_command:generate_images_command",
+    "train": "artpulse_jobs.train_command:train_command",
+    "models": "artpulse_jobs.models_command:models_command",
+    "serve": "artpulse_jobs.serve_command:serve",
+    "predict": "artpulse_jobs.predict_command:predict",
+    "drift": "artpulse_jobs.drift_command:drift_command",
+    "retrain": "artpulse_jobs.retrain_command:retrain_command",
+    "promote": "artpulse_jobs.promotion_command:promote_command",
+    "rollback": "artpulse_jobs.promotion_command:rollback_command",
+    "operator": "artpulse_jobs.operator_cmd:operator_command",
+    "demo": "artpulse_jobs.demo:demo_command",
+}
+"""Sub-command name -> ``module:attribute`` of its click command, in lifecycle order."""
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LazyCommands(click.Group):
+    """A click group that imports a sub-command's module only when that command is used."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        """Every sub-command name, in lifecycle order."""
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        """Import and return the named sub-command, or None when there is no such command."""
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module_name, attribute = target.split(":")
+        command = getattr(importlib.import_module(module_name), attribute)
+        if not isinstance(command, click.Command):
+            raise TypeError(f"{target} is not a click command")
+        return command
+
+
+@click.group(cls=LazyCommands, context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """ArtPulse: train, serve, monitor and roll out the art-style classifier.
 
@@ -24,16 +54,3 @@ def main() -> None:
     state folder, default ./.artpulse), MLFLOW_TRACKING_URI (default: a SQLite store in the
     state folder), ARTPULSE_EVENTS_URL (default: SQLite in the state folder).
     """
-
-
-main.add_command(serve)
-main.add_command(predict)
-main.add_command(generate_images_command)
-main.add_command(train_command)
-main.add_command(models_command)
-main.add_command(demo_command)
-main.add_command(drift_command)
-main.add_command(operator_command)
-main.add_command(promote_command)
-main.add_command(rollback_command)
-main.add_command(retrain_command)
