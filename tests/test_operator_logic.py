@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from artpulse_operator import constants as c
 from artpulse_operator.config import backoff_seconds
@@ -15,7 +17,7 @@ from artpulse_operator.deployment import (
     view_deployment,
 )
 from artpulse_operator.reconcile import Memory, Rollout, decide
-from artpulse_operator.spec import InvalidSpec, parse_spec
+from artpulse_operator.spec import MAX_POLL_SECONDS, InvalidSpec, parse_spec
 from artpulse_operator.status import set_condition
 from artpulse_runtime.constants import MODEL_URI_ENV
 
@@ -220,3 +222,29 @@ def test_condition_transition_time_moves_only_when_the_status_flips() -> None:
 
 def test_backoff_doubles_from_the_poll_interval_up_to_the_cap() -> None:
     assert [backoff_seconds(n, 10, 60) for n in (1, 2, 3, 4, 9)] == [10, 20, 40, 60, 60]
+
+
+def test_crd_manifest_agrees_with_the_operator() -> None:
+    crd = yaml.safe_load((Path(__file__).parents[1] / "manifests" / "crd.yaml").read_text())
+    names = crd["spec"]["names"]
+    assert crd["metadata"]["name"] == f"{c.PLURAL}.{c.GROUP}"
+    assert (names["kind"], names["plural"], names["shortNames"]) == (
+        c.KIND,
+        c.PLURAL,
+        [c.SHORT_NAME],
+    )
+    (version,) = crd["spec"]["versions"]
+    assert f"{crd['spec']['group']}/{version['name']}" == c.API_VERSION
+    assert version["subresources"] == {"status": {}}
+    schema = version["schema"]["openAPIV3Schema"]["properties"]
+    assert schema["status"]["properties"]["phase"]["enum"] == list(c.PHASES)
+    spec = schema["spec"]["properties"]
+    parsed = parse_spec({})
+    assert spec["modelName"]["default"] == parsed.model_name
+    assert spec["alias"]["default"] == parsed.alias
+    assert spec["deployment"]["properties"]["name"]["default"] == parsed.deployment
+    assert spec["deployment"]["properties"]["container"]["default"] == parsed.container
+    assert spec["pollIntervalSeconds"]["default"] == parsed.poll_seconds
+    assert spec["pollIntervalSeconds"]["maximum"] == MAX_POLL_SECONDS
+    columns = {col["name"]: col["jsonPath"] for col in version["additionalPrinterColumns"]}
+    assert columns["Serving"] == ".status.servingVersion" and columns["Phase"] == ".status.phase"

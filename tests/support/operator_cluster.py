@@ -21,7 +21,7 @@ from kubernetes.client.exceptions import ApiException
 from mlflow.tracking import MlflowClient
 from sklearn.linear_model import LogisticRegression
 
-from artpulse_operator.constants import GROUP, KIND, PLURAL, VERSION
+from artpulse_operator.constants import API_VERSION, GROUP, KIND, PLURAL, VERSION
 from artpulse_runtime.classifier import ArtPulseClassifier
 from artpulse_runtime.constants import LABELS, MODEL_NAME, MODEL_URI_ENV
 
@@ -144,7 +144,7 @@ def runtime_deployment(
 def artpulse_model(name: str, tracking_uri: str, **spec: Any) -> dict[str, Any]:
     """An ArtPulseModel resource following ``champion`` on ``tracking_uri``."""
     return {
-        "apiVersion": f"{GROUP}/{VERSION}",
+        "apiVersion": API_VERSION,
         "kind": KIND,
         "metadata": {"name": name},
         "spec": {"trackingUri": tracking_uri, "pollIntervalSeconds": 1, **spec},
