@@ -20,13 +20,12 @@ from artpulse_jobs.client import (
     predict_images_grpc,
     predict_images_rest,
 )
-from artpulse_jobs.serving import stop_server
+from artpulse_jobs.serving import server_on_free_ports, stop_server
 from artpulse_runtime.constants import ALIAS_CHAMPION, MODEL_NAME
 from artpulse_runtime.settings import ArtPulseSettings
 from support.environment import free_port
 from support.serving import (
     sample_images,
-    server_on_free_ports,
     stored_events,
     trained_settings,
     wait_until,

@@ -36,14 +36,13 @@ from artpulse_jobs.client import (
     predict_images_grpc,
     predict_images_rest,
 )
-from artpulse_jobs.serving import ServerHandle
+from artpulse_jobs.serving import ServerHandle, server_on_free_ports
 from artpulse_runtime.classifier import ArtPulseClassifier
 from artpulse_runtime.constants import ALIAS_CHAMPION, FEATURE_NAMES, LABELS, MODEL_NAME
 from artpulse_runtime.features import extract_features
 from artpulse_runtime.settings import ArtPulseSettings
 from support.serving import (
     sample_images,
-    server_on_free_ports,
     stored_events,
     trained_settings,
     wait_until,

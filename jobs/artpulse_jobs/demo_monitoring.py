@@ -23,7 +23,7 @@ from artpulse_jobs.promotion import PromotionError, promote
 from artpulse_jobs.promotion_command import describe as describe_promotion
 from artpulse_jobs.registry import list_versions, tracking_client
 from artpulse_jobs.retrain import retrain
-from artpulse_jobs.serving import free_port, running_server
+from artpulse_jobs.serving import server_on_free_ports
 
 if TYPE_CHECKING:
     from artpulse_jobs.demo import DemoContext, DemoStep
@@ -45,13 +45,7 @@ def shifted_traffic_step(ctx: DemoContext) -> None:
     paths = sorted(folder.glob("*/*.png"))
     ctx.results["shifted_dir"] = folder
     predicted: Counter[str] = Counter()
-    with running_server(
-        ctx.settings,
-        http_port=free_port(),
-        grpc_port=free_port(),
-        metrics_port=free_port(),
-        timeout=120,
-    ) as server:
+    with server_on_free_ports(ctx.settings, timeout=120) as server:
         for start in range(0, len(paths), BATCH):
             batch = [path.read_bytes() for path in paths[start : start + BATCH]]
             answer = predict_images_rest(server.http_url, batch)

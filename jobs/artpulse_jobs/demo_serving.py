@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from artpulse_jobs.serving import free_port, running_server
+from artpulse_jobs.serving import server_on_free_ports
 from artpulse_runtime.constants import LABELS
 from artpulse_runtime.events import EventStore
 
@@ -47,13 +47,7 @@ def serve_step(ctx: DemoContext) -> None:
     images = _sample(ctx)
     rest_batch, grpc_batch = images[:IMAGES_PER_PROTOCOL], images[IMAGES_PER_PROTOCOL:]
     started = datetime.now(UTC)
-    with running_server(
-        ctx.settings,
-        http_port=free_port(),
-        grpc_port=free_port(),
-        metrics_port=free_port(),
-        timeout=120,
-    ) as server:
+    with server_on_free_ports(ctx.settings, timeout=120) as server:
         click.echo(f"server ready: REST {server.http_url}, gRPC {server.grpc_target}")
         rest = predict_images_rest(server.http_url, [data for _, _, data in rest_batch])
         version = rest.model_version

@@ -15,9 +15,10 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -160,6 +161,19 @@ def running_server(
         yield handle
     finally:
         stop_server(process)
+
+
+def server_on_free_ports(
+    settings: ArtPulseSettings, **options: Any
+) -> AbstractContextManager[ServerHandle]:
+    """``running_server`` on three loopback ports that are free now; ``options`` pass through."""
+    return running_server(
+        settings,
+        http_port=free_port(),
+        grpc_port=free_port(),
+        metrics_port=free_port(),
+        **options,
+    )
 
 
 def _wait_until_up(handle: ServerHandle, timeout: float, wait_for_model: bool) -> None:

@@ -1,4 +1,4 @@
-"""Helpers for the serving tests: a trained registry, server ports, sample images, polling."""
+"""Helpers for the serving tests: a trained registry, sample images, polling, stored events."""
 
 from __future__ import annotations
 
@@ -12,11 +12,9 @@ import pytest
 import sqlalchemy as sa
 
 from artpulse_jobs.generate import generate_images
-from artpulse_jobs.serving import ServerHandle, running_server
 from artpulse_runtime.events import prediction_events
 from artpulse_runtime.settings import ArtPulseSettings
 from artpulse_runtime.tracking import configure_tracking
-from support.environment import free_port
 from support.training import train_registered_model
 
 ENV_NAMES = (
@@ -47,19 +45,6 @@ def sample_images(folder: Path, per_label: int = 2, size: int = 256, seed: int =
     """Distinct PNG images of every style, encoded, in a stable order."""
     paths = generate_images(folder / f"samples-{seed}", per_label, size=size, seed=seed)
     return [path.read_bytes() for path in sorted(paths)]
-
-
-@contextmanager
-def server_on_free_ports(settings: ArtPulseSettings, **kwargs: Any) -> Iterator[ServerHandle]:
-    """``running_server`` on three free loopback ports."""
-    with running_server(
-        settings,
-        http_port=free_port(),
-        grpc_port=free_port(),
-        metrics_port=free_port(),
-        **kwargs,
-    ) as handle:
-        yield handle
 
 
 def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
