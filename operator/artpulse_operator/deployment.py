@@ -6,7 +6,8 @@ and ``patch_deployment`` are the only calls to the API server.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -148,18 +149,25 @@ def restore_patch(
     return _template_patch(container, entry, version)
 
 
-def read_deployment(
-    api: k8s.AppsV1Api, namespace: str, name: str, container: str
-) -> DeploymentView:
-    """Fetch and view the Deployment; raise ``DeploymentMissing`` or ``ContainerMissing``."""
+@contextmanager
+def _missing_as_typed_error(namespace: str, name: str) -> Iterator[None]:
+    """Turn the API's 404 for the Deployment into ``DeploymentMissing``; re-raise the rest."""
     try:
-        found = api.read_namespaced_deployment(name, namespace)
+        yield
     except ApiException as error:
         if error.status == 404:
             raise DeploymentMissing(
                 f"Deployment {name!r} not found in namespace {namespace!r}"
             ) from error
         raise
+
+
+def read_deployment(
+    api: k8s.AppsV1Api, namespace: str, name: str, container: str
+) -> DeploymentView:
+    """Fetch and view the Deployment; raise ``DeploymentMissing`` or ``ContainerMissing``."""
+    with _missing_as_typed_error(namespace, name):
+        found = api.read_namespaced_deployment(name, namespace)
     return view_deployment(api.api_client.sanitize_for_serialization(found), container)
 
 
@@ -167,14 +175,8 @@ def patch_deployment(
     api: k8s.AppsV1Api, namespace: str, name: str, patch: Mapping[str, Any], container: str
 ) -> DeploymentView:
     """Apply a strategic-merge ``patch`` to the Deployment and view the result."""
-    try:
+    with _missing_as_typed_error(namespace, name):
         changed = api.patch_namespaced_deployment(
             name, namespace, dict(patch), _content_type=STRATEGIC_MERGE
         )
-    except ApiException as error:
-        if error.status == 404:
-            raise DeploymentMissing(
-                f"Deployment {name!r} not found in namespace {namespace!r}"
-            ) from error
-        raise
     return view_deployment(api.api_client.sanitize_for_serialization(changed), container)
