@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,7 +15,6 @@ from click.testing import CliRunner
 from mlflow import MlflowClient
 
 from artpulse_jobs.cli import main
-from artpulse_jobs.datasets import load_image_dataset
 from artpulse_jobs.drift import DRIFT_EXPERIMENT, DriftError, DriftWindow, run_drift
 from artpulse_jobs.drift_command import EXIT_DRIFT
 from artpulse_runtime.constants import (
@@ -29,35 +27,20 @@ from artpulse_runtime.constants import (
 from artpulse_runtime.events import EventStore, events_from_predictions
 from artpulse_runtime.settings import ArtPulseSettings
 from artpulse_runtime.tracking import configure_tracking
-from support.monitoring import images, module_settings, quick_training
+from support.monitoring import TrainedChampion, trained_champion
 
 pytestmark = pytest.mark.slow
 
 
-@dataclass
-class Trained:
-    """A registered champion and the features of the images it was trained on."""
-
-    settings: ArtPulseSettings
-    version: str
-    features: np.ndarray
-    labels: np.ndarray
-    root: Path
-
-
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trained]:
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TrainedChampion]:
     """One real training for the whole module (version 1, champion)."""
-    root = tmp_path_factory.mktemp("drift-job")
-    with module_settings(root) as settings:
-        dataset_dir = images(root, 20, seed=0)
-        result = quick_training(settings, dataset_dir)
-        dataset = load_image_dataset(dataset_dir, 2, workers=1)
-        yield Trained(settings, result.version, dataset.features, dataset.labels, root)
+    with trained_champion(tmp_path_factory.mktemp("drift-job")) as champion:
+        yield champion
 
 
 @pytest.fixture
-def events_url(trained: Trained, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+def events_url(trained: TrainedChampion, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     """A fresh event store per test; the environment points commands at it."""
     url = f"sqlite:///{tmp_path / 'events.db'}"
     monkeypatch.setenv("ARTPULSE_STATE_DIR", str(trained.settings.state_dir))
@@ -89,17 +72,19 @@ def write_events(
         store.close()
 
 
-def bootstrap(trained: Trained, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def bootstrap(trained: TrainedChampion, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """``n`` rows resampled from the training images: the training distribution itself."""
     index = np.random.default_rng(seed).integers(0, trained.labels.size, n)
     return trained.features[index].copy(), trained.labels[index].copy()
 
 
-def settings_for(trained: Trained, url: str) -> ArtPulseSettings:
+def settings_for(trained: TrainedChampion, url: str) -> ArtPulseSettings:
     return trained.settings.model_copy(update={"events_url": url})
 
 
-def test_training_distribution_is_no_drift_and_is_logged(trained: Trained, events_url: str) -> None:
+def test_training_distribution_is_no_drift_and_is_logged(
+    trained: TrainedChampion, events_url: str
+) -> None:
     features, labels = bootstrap(trained, 600, seed=1)
     write_events(events_url, features, labels, trained.version)
     result = run_drift(settings_for(trained, events_url))
@@ -118,7 +103,9 @@ def test_training_distribution_is_no_drift_and_is_logged(trained: Trained, event
     assert json.loads(Path(local).read_text())["mlflow_run_id"] == result.run_id
 
 
-def test_shifted_feature_fires_for_that_feature_only(trained: Trained, events_url: str) -> None:
+def test_shifted_feature_fires_for_that_feature_only(
+    trained: TrainedChampion, events_url: str
+) -> None:
     features, labels = bootstrap(trained, 600, seed=2)
     features[:, 1] = np.clip(features[:, 1] + 0.3, 0.0, 1.0)  # sat_mean
     write_events(events_url, features, labels, trained.version)
@@ -129,7 +116,7 @@ def test_shifted_feature_fires_for_that_feature_only(trained: Trained, events_ur
 
 
 def test_cli_exit_codes_follow_the_verdict(
-    trained: Trained, events_url: str, monkeypatch: pytest.MonkeyPatch
+    trained: TrainedChampion, events_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     runner = CliRunner()
     features, labels = bootstrap(trained, 99, seed=3)
@@ -156,7 +143,7 @@ def test_cli_exit_codes_follow_the_verdict(
     assert outcome.exit_code == 2 and "ISO 8601" in outcome.output
 
 
-def test_window_and_version_select_the_events(trained: Trained, events_url: str) -> None:
+def test_window_and_version_select_the_events(trained: TrainedChampion, events_url: str) -> None:
     old = datetime.now(UTC) - timedelta(days=3)
     features, labels = bootstrap(trained, 300, seed=4)
     write_events(events_url, features, labels, trained.version, when=old)
@@ -170,7 +157,7 @@ def test_window_and_version_select_the_events(trained: Trained, events_url: str)
     assert run_drift(settings, window=last, all_versions=True).report["counts"]["events"] == 120
 
 
-def test_a_registry_without_champion_is_an_error(trained: Trained, events_url: str) -> None:
+def test_a_registry_without_champion_is_an_error(trained: TrainedChampion, events_url: str) -> None:
     client = MlflowClient()
     client.delete_registered_model_alias(MODEL_NAME, ALIAS_CHAMPION)
     try:
@@ -182,7 +169,7 @@ def test_a_registry_without_champion_is_an_error(trained: Trained, events_url: s
 
 
 @pytest.mark.postgres
-def test_drift_reads_events_from_postgresql(trained: Trained, postgres_url: str) -> None:
+def test_drift_reads_events_from_postgresql(trained: TrainedChampion, postgres_url: str) -> None:
     # A time range of its own, so events other tests write to the shared database stay out.
     when = datetime(2001, 1, 1, tzinfo=UTC) + timedelta(minutes=int(time.time()) % 100_000)
     features, labels = bootstrap(trained, 400, seed=5)

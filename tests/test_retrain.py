@@ -15,14 +15,13 @@ from click.testing import CliRunner
 from mlflow import MlflowClient
 
 from artpulse_jobs.cli import main
-from artpulse_jobs.datasets import load_image_dataset
 from artpulse_jobs.generate import generate_images
 from artpulse_jobs.registry import registered_aliases
 from artpulse_jobs.retrain import TAG_DRIFT_RUN, TAG_REASON, RetrainError, dataset_folder, retrain
 from artpulse_runtime.constants import ALIAS_CHALLENGER, ALIAS_CHAMPION, LABELS, MODEL_NAME
 from artpulse_runtime.events import EventStore, events_from_predictions
 from artpulse_runtime.settings import ArtPulseSettings
-from support.monitoring import images, module_settings, quick_training
+from support.monitoring import trained_champion
 
 pytestmark = pytest.mark.slow
 
@@ -40,14 +39,16 @@ class Champion:
 @pytest.fixture(scope="module")
 def champion(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Champion]:
     root = tmp_path_factory.mktemp("retrain")
-    with module_settings(root) as settings:
-        dataset_dir = images(root, 20, seed=0)
-        result = quick_training(settings, dataset_dir)
-        dataset = load_image_dataset(dataset_dir, 2, workers=1)
+    with trained_champion(root) as trained:
         new_data = root / "newly-labelled"
         generate_images(new_data, 6, size=96, seed=9, labels=("vibrant", "neo-pop"))
         yield Champion(
-            settings, result.version, dataset_dir, dataset.features, dataset.labels, new_data
+            trained.settings,
+            trained.version,
+            trained.dataset_dir,
+            trained.features,
+            trained.labels,
+            new_data,
         )
 
 

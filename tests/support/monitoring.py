@@ -5,11 +5,14 @@ from __future__ import annotations
 import shutil
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 from mlflow import MlflowClient
 
+from artpulse_jobs.datasets import load_image_dataset
 from artpulse_jobs.generate import generate_images
 from artpulse_jobs.train import TrainConfig, TrainResult, run_training
 from artpulse_runtime.settings import ArtPulseSettings
@@ -73,3 +76,26 @@ def quick_training(
         workers=1,
     )
     return run_training(settings, config, version_tags=version_tags)
+
+
+@dataclass(frozen=True)
+class TrainedChampion:
+    """A registered champion and the images and features it was trained on."""
+
+    settings: ArtPulseSettings
+    version: str
+    dataset_dir: Path
+    features: np.ndarray
+    labels: np.ndarray
+
+
+@contextmanager
+def trained_champion(root: Path) -> Iterator[TrainedChampion]:
+    """``module_settings`` under ``root`` with one quick training of 20 images per label."""
+    with module_settings(root) as settings:
+        dataset_dir = images(root, 20, seed=0)
+        result = quick_training(settings, dataset_dir)
+        dataset = load_image_dataset(dataset_dir, 2, workers=1)
+        yield TrainedChampion(
+            settings, result.version, dataset_dir, dataset.features, dataset.labels
+        )
