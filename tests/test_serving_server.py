@@ -1,28 +1,23 @@
 """A real ``mlserver`` process serving a model trained into a temporary SQLite registry.
 
-One server for the module; REST (JSON) and gRPC (MLServer's own stubs) alike.
+Metadata, predictions over REST (JSON) and gRPC (MLServer's own stubs), batching, metrics,
+events and the CLI. The server is shared with ``test_serving_server_errors`` (see
+``support.serving_plugin``).
 """
 
 from __future__ import annotations
 
-import base64
-import io
 import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import grpc
-import mlflow.pyfunc
 import numpy as np
 import pytest
 import requests
 from click.testing import CliRunner
-from mlserver.grpc import dataplane_pb2 as pb
 from mlserver.grpc import dataplane_pb2_grpc as pb_grpc
-from PIL import Image
 
 from artpulse_jobs.cli import main
 from artpulse_jobs.client import (
@@ -36,52 +31,12 @@ from artpulse_jobs.client import (
     predict_images_grpc,
     predict_images_rest,
 )
-from artpulse_jobs.serving import ServerHandle, server_on_free_ports
-from artpulse_runtime.classifier import ArtPulseClassifier
-from artpulse_runtime.constants import ALIAS_CHAMPION, FEATURE_NAMES, LABELS, MODEL_NAME
+from artpulse_runtime.constants import FEATURE_NAMES, LABELS, MODEL_NAME
 from artpulse_runtime.features import extract_features
-from artpulse_runtime.settings import ArtPulseSettings
-from support.serving import (
-    sample_images,
-    stored_events,
-    trained_settings,
-    wait_until,
-)
+from support.serving import Served, stored_events, wait_until
 
+pytest_plugins = ["support.serving_plugin"]
 pytestmark = pytest.mark.slow
-
-MAX_BYTES = 300_000
-MAX_PIXELS = 1_000_000
-
-
-@dataclass(frozen=True)
-class Served:
-    settings: ArtPulseSettings
-    server: ServerHandle
-    images: list[bytes]
-    classifier: ArtPulseClassifier
-    version: str
-
-    @property
-    def infer_url(self) -> str:
-        return f"{self.server.http_url}/v2/models/{MODEL_NAME}/infer"
-
-
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    folder = tmp_path_factory.mktemp("serving")
-    with trained_settings(folder) as settings:
-        champion = mlflow.MlflowClient().get_model_version_by_alias(MODEL_NAME, ALIAS_CHAMPION)
-        classifier = mlflow.pyfunc.load_model(
-            f"models:/{MODEL_NAME}/{champion.version}"
-        ).unwrap_python_model()
-        images = sample_images(folder)
-        limits = {
-            "ARTPULSE_MAX_IMAGE_BYTES": str(MAX_BYTES),
-            "ARTPULSE_MAX_IMAGE_PIXELS": str(MAX_PIXELS),
-        }
-        with server_on_free_ports(settings, env=limits) as server:
-            yield Served(settings, server, images, classifier, str(champion.version))
 
 
 def expected(served: Served, images: list[bytes]) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -97,18 +52,6 @@ def assert_matches(served: Served, prediction: Prediction, images: list[bytes]) 
     assert prediction.labels == labels
     np.testing.assert_allclose(prediction.features, features, atol=1e-6)
     np.testing.assert_allclose(prediction.probabilities, probabilities, atol=1e-6)
-
-
-def png(size: tuple[int, int], noise: bool = False) -> bytes:
-    width, height = size
-    if noise:
-        pixels = np.random.default_rng(3).integers(0, 256, (height, width, 3), dtype=np.uint8)
-        image = Image.fromarray(pixels)
-    else:
-        image = Image.new("RGB", size, (200, 30, 30))
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def test_metadata_describes_inputs_outputs_and_the_loaded_version(served: Served) -> None:
@@ -172,153 +115,6 @@ def test_requested_outputs_only(served: Served) -> None:
     body = features_request_json([[0.5] * 5]) | {"outputs": [{"name": "label"}]}
     answer = requests.post(served.infer_url, json=body, timeout=30).json()
     assert [output["name"] for output in answer["outputs"]] == ["label"]
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
-
-
-def _image_input(data: list[Any], datatype: str = "BYTES", shape: list[int] | None = None) -> dict:
-    return {"name": "image", "datatype": datatype, "shape": shape or [len(data)], "data": data}
-
-
-def _features_input(rows: list[list[float]], datatype: str = "FP32") -> dict:
-    shape = [len(rows), len(rows[0])]
-    data = [value for row in rows for value in row]
-    return {"name": "features", "datatype": datatype, "shape": shape, "data": data}
-
-
-GOOD_ROW = [0.5, 0.5, 0.5, 0.5, 0.5]
-
-REST_ERRORS: dict[str, tuple[Any, tuple[str, ...]]] = {
-    "corrupt png": (
-        lambda s: [_image_input([_b64(s.images[0][:300])])],
-        ("input 'image'[0]", "corrupt"),
-    ),
-    "not an image": (
-        lambda s: [_image_input([_b64(b"this is plain text, not a picture")])],
-        ("input 'image'[0]", "not an image"),
-    ),
-    "invalid base64": (
-        lambda s: [_image_input(["%%%not-base64%%%"])],
-        ("input 'image'[0]", "invalid base64"),
-    ),
-    "oversized bytes": (
-        lambda s: [_image_input([_b64(png((400, 400), noise=True))])],
-        ("input 'image'[0]", f"limit of {MAX_BYTES} bytes"),
-    ),
-    "oversized pixels": (
-        lambda s: [_image_input([_b64(png((1200, 1000)))])],
-        ("input 'image'[0]", f"limit of {MAX_PIXELS} pixels"),
-    ),
-    "bad image in a batch": (
-        lambda s: [_image_input([_b64(s.images[0]), _b64(s.images[1]), _b64(b"junk")])],
-        ("input 'image'[2]", "not an image"),
-    ),
-    "image datatype": (
-        lambda s: [_image_input([1.0], datatype="FP32")],
-        ("input 'image'", "datatype FP32", "expected BYTES"),
-    ),
-    "image shape": (
-        lambda s: [_image_input([_b64(s.images[0])] * 2, shape=[1, 2])],
-        ("input 'image'", "shape [1, 2]"),
-    ),
-    "features datatype": (
-        lambda s: [_features_input([GOOD_ROW], datatype="INT32")],
-        ("input 'features'", "datatype INT32", "FP32"),
-    ),
-    "features shape": (
-        lambda s: [_features_input([[0.5, 0.5, 0.5, 0.5]])],
-        ("input 'features'", "shape [1, 4]", "[N, 5]"),
-    ),
-    "feature out of range": (
-        lambda s: [_features_input([GOOD_ROW, [0.5, 0.5, 1.5, 0.5, 0.5]])],
-        ("input 'features'[1][val_mean]", "[0, 1]"),
-    ),
-    "negative feature": (
-        lambda s: [_features_input([[-0.1, 0.5, 0.5, 0.5, 0.5]])],
-        ("input 'features'[0][hue_mean]", "[0, 1]"),
-    ),
-    "both inputs": (
-        lambda s: [_image_input([_b64(s.images[0])]), _features_input([GOOD_ROW])],
-        ("2 inputs", "exactly one of 'image'"),
-    ),
-    "neither input": (
-        lambda s: [{"name": "pixels", "datatype": "FP32", "shape": [1], "data": [0.0]}],
-        ("unknown input(s) ['pixels']", "exactly one of 'image'"),
-    ),
-}
-
-
-@pytest.mark.parametrize("case", list(REST_ERRORS))
-def test_rest_errors_are_400_naming_input_and_problem(served: Served, case: str) -> None:
-    build, fragments = REST_ERRORS[case]
-    response = requests.post(served.infer_url, json={"inputs": build(served)}, timeout=30)
-    assert response.status_code == 400, response.text
-    message = response.json()["error"]
-    for fragment in fragments:
-        assert fragment in message
-
-
-def _grpc_input(name: str, datatype: str, shape: list[int], **contents: Any) -> Any:
-    return pb.ModelInferRequest.InferInputTensor(
-        name=name, datatype=datatype, shape=shape, contents=pb.InferTensorContents(**contents)
-    )
-
-
-def _grpc_features(row: list[float]) -> Any:
-    return _grpc_input("features", "FP32", [1, 5], fp32_contents=row)
-
-
-GRPC_ERRORS: dict[str, tuple[Any, tuple[str, ...]]] = {
-    "corrupt png": (
-        lambda s: [_grpc_input("image", "BYTES", [1], bytes_contents=[s.images[1][:200]])],
-        ("input 'image'[0]", "corrupt"),
-    ),
-    "bad image in a batch": (
-        lambda s: [_grpc_input("image", "BYTES", [2], bytes_contents=[s.images[0], b"GIF89a"])],
-        ("input 'image'[1]",),
-    ),
-    "oversized pixels": (
-        lambda s: [_grpc_input("image", "BYTES", [1], bytes_contents=[png((1200, 1000))])],
-        ("input 'image'[0]", f"limit of {MAX_PIXELS} pixels"),
-    ),
-    "nan feature": (
-        lambda s: [_grpc_features([0.5, np.nan, 0.5, 0.5, 0.5])],
-        ("input 'features'[0][sat_mean]", "nan", "finite"),
-    ),
-    "infinite feature": (
-        lambda s: [_grpc_features([0.5, 0.5, 0.5, 0.5, np.inf])],
-        ("input 'features'[0][edges]", "inf"),
-    ),
-    "features size mismatch": (
-        lambda s: [_grpc_input("features", "FP32", [2, 5], fp32_contents=GOOD_ROW)],
-        ("input 'features'", "holds 5 values"),
-    ),
-    "both inputs": (
-        lambda s: [
-            _grpc_input("image", "BYTES", [1], bytes_contents=[s.images[0]]),
-            _grpc_input("features", "FP32", [1, 5], fp32_contents=GOOD_ROW),
-        ],
-        ("2 inputs",),
-    ),
-}
-
-
-@pytest.mark.parametrize("case", list(GRPC_ERRORS))
-def test_grpc_errors_are_invalid_argument_naming_input_and_problem(
-    served: Served, case: str
-) -> None:
-    build, fragments = GRPC_ERRORS[case]
-    request = pb.ModelInferRequest(model_name=MODEL_NAME, inputs=build(served))
-    with (
-        grpc.insecure_channel(served.server.grpc_target) as channel,
-        pytest.raises(grpc.RpcError) as caught,
-    ):
-        pb_grpc.GRPCInferenceServiceStub(channel).ModelInfer(request, timeout=30)
-    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    for fragment in fragments:
-        assert fragment in (caught.value.details() or "")
 
 
 def test_server_keeps_answering_after_errors(served: Served) -> None:

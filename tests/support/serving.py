@@ -1,17 +1,22 @@
-"""Helpers for the serving tests: a trained registry, sample images, polling, stored events."""
+"""Helpers for the serving tests: a trained registry, a served model, polling, stored events."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import mlflow.pyfunc
 import pytest
 import sqlalchemy as sa
 
 from artpulse_jobs.generate import generate_images
+from artpulse_jobs.serving import ServerHandle, server_on_free_ports
+from artpulse_runtime.classifier import ArtPulseClassifier
+from artpulse_runtime.constants import ALIAS_CHAMPION, MODEL_NAME
 from artpulse_runtime.events import prediction_events
 from artpulse_runtime.settings import ArtPulseSettings
 from artpulse_runtime.tracking import configure_tracking
@@ -23,6 +28,11 @@ ENV_NAMES = (
     "ARTPULSE_EVENTS_URL",
     "ARTPULSE_MODEL_URI",
 )
+
+MAX_BYTES = 300_000
+"""The served model's ``ARTPULSE_MAX_IMAGE_BYTES``."""
+MAX_PIXELS = 1_000_000
+"""The served model's ``ARTPULSE_MAX_IMAGE_PIXELS``."""
 
 
 @contextmanager
@@ -72,3 +82,41 @@ def stored_events(events_url: str, request_id: str) -> list[dict[str, Any]]:
             return [dict(row._mapping) for row in connection.execute(query)]
     finally:
         engine.dispose()
+
+
+@dataclass(frozen=True)
+class Served:
+    """A running server, its settings, sample images and the model it serves, loaded here."""
+
+    settings: ArtPulseSettings
+    server: ServerHandle
+    images: list[bytes]
+    classifier: ArtPulseClassifier
+    version: str
+
+    @property
+    def infer_url(self) -> str:
+        """The REST inference endpoint of the served model."""
+        return f"{self.server.http_url}/v2/models/{MODEL_NAME}/infer"
+
+
+@contextmanager
+def served_model(folder: Path) -> Iterator[Served]:
+    """Train a champion under ``folder`` and serve it, with image limits MAX_BYTES, MAX_PIXELS.
+
+    The environment ``trained_settings`` sets is restored once the server runs (the server
+    keeps its own copy), so a long-lived server does not leak it into other tests.
+    """
+    with ExitStack() as stack:
+        with trained_settings(folder) as settings:
+            champion = mlflow.MlflowClient().get_model_version_by_alias(MODEL_NAME, ALIAS_CHAMPION)
+            classifier = mlflow.pyfunc.load_model(
+                f"models:/{MODEL_NAME}/{champion.version}"
+            ).unwrap_python_model()
+            images = sample_images(folder)
+            limits = {
+                "ARTPULSE_MAX_IMAGE_BYTES": str(MAX_BYTES),
+                "ARTPULSE_MAX_IMAGE_PIXELS": str(MAX_PIXELS),
+            }
+            server = stack.enter_context(server_on_free_ports(settings, env=limits))
+        yield Served(settings, server, images, classifier, str(champion.version))
