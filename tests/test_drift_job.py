@@ -24,10 +24,9 @@ from artpulse_runtime.constants import (
     LABELS,
     MODEL_NAME,
 )
-from artpulse_runtime.events import EventStore, events_from_predictions
 from artpulse_runtime.settings import ArtPulseSettings
 from artpulse_runtime.tracking import configure_tracking
-from support.monitoring import TrainedChampion, trained_champion
+from support.monitoring import TrainedChampion, trained_champion, write_events
 
 pytestmark = pytest.mark.slow
 
@@ -47,29 +46,6 @@ def events_url(trained: TrainedChampion, tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.setenv("ARTPULSE_EVENTS_URL", url)
     configure_tracking(trained.settings)
     return url
-
-
-def write_events(
-    url: str, features: np.ndarray, labels: np.ndarray, version: str, when: datetime | None = None
-) -> None:
-    """Store one event per row, as the serving runtime would."""
-    probabilities = np.eye(len(LABELS), dtype=np.float32)[labels]
-    store = EventStore(url)
-    try:
-        store.write(
-            events_from_predictions(
-                timestamp=when or datetime.now(UTC),
-                request_id="test",
-                model_name=MODEL_NAME,
-                model_version=version,
-                input_kind="features",
-                features=features,
-                labels=[LABELS[i] for i in labels],
-                probabilities=probabilities,
-            )
-        )
-    finally:
-        store.close()
 
 
 def bootstrap(trained: TrainedChampion, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

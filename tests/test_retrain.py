@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -19,9 +18,8 @@ from artpulse_jobs.generate import generate_images
 from artpulse_jobs.registry import registered_aliases
 from artpulse_jobs.retrain import TAG_DRIFT_RUN, TAG_REASON, RetrainError, dataset_folder, retrain
 from artpulse_runtime.constants import ALIAS_CHALLENGER, ALIAS_CHAMPION, LABELS, MODEL_NAME
-from artpulse_runtime.events import EventStore, events_from_predictions
 from artpulse_runtime.settings import ArtPulseSettings
-from support.monitoring import trained_champion
+from support.monitoring import trained_champion, write_events
 
 pytestmark = pytest.mark.slow
 
@@ -60,32 +58,20 @@ def events_url(champion: Champion, tmp_path: Path, monkeypatch: pytest.MonkeyPat
     return url
 
 
-def write_events(url: str, features: np.ndarray, labels: np.ndarray, version: str) -> None:
-    store = EventStore(url)
-    try:
-        store.write(
-            events_from_predictions(
-                timestamp=datetime.now(UTC),
-                request_id="retrain-test",
-                model_name=MODEL_NAME,
-                model_version=version,
-                input_kind="image",
-                features=features,
-                labels=[LABELS[i] for i in labels],
-                probabilities=np.eye(len(LABELS))[labels],
-            )
-        )
-    finally:
-        store.close()
-
-
 def versions(client: MlflowClient) -> set[str]:
     return {str(v.version) for v in client.search_model_versions(f"name = '{MODEL_NAME}'")}
 
 
 def test_no_drift_does_nothing(champion: Champion, events_url: str) -> None:
     index = np.random.default_rng(0).integers(0, champion.labels.size, 400)
-    write_events(events_url, champion.features[index], champion.labels[index], champion.version)
+    write_events(
+        events_url,
+        champion.features[index],
+        champion.labels[index],
+        champion.version,
+        request_id="retrain-test",
+        input_kind="image",
+    )
     before = versions(MlflowClient())
     result = CliRunner().invoke(main, ["retrain", "--new-data-dir", str(champion.new_data)])
     assert result.exit_code == 0, result.output
@@ -98,7 +84,14 @@ def test_drift_registers_a_challenger_tagged_with_the_drift_run(
 ) -> None:
     vibrant = champion.labels == LABELS.index("vibrant")
     rows = np.repeat(champion.features[vibrant], 8, axis=0)
-    write_events(events_url, rows, np.full(len(rows), LABELS.index("vibrant")), champion.version)
+    write_events(
+        events_url,
+        rows,
+        np.full(len(rows), LABELS.index("vibrant")),
+        champion.version,
+        request_id="retrain-test",
+        input_kind="image",
+    )
     result = CliRunner().invoke(
         main, ["retrain", "--new-data-dir", str(champion.new_data), "--output-dir", str(tmp_path)]
     )

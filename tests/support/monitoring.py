@@ -6,6 +6,7 @@ import shutil
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,8 @@ from mlflow import MlflowClient
 from artpulse_jobs.datasets import load_image_dataset
 from artpulse_jobs.generate import generate_images
 from artpulse_jobs.train import TrainConfig, TrainResult, run_training
+from artpulse_runtime.constants import LABELS, MODEL_NAME
+from artpulse_runtime.events import EventStore, events_from_predictions
 from artpulse_runtime.settings import ArtPulseSettings
 from artpulse_runtime.tracking import configure_tracking
 
@@ -99,3 +102,33 @@ def trained_champion(root: Path) -> Iterator[TrainedChampion]:
         yield TrainedChampion(
             settings, result.version, dataset_dir, dataset.features, dataset.labels
         )
+
+
+def write_events(
+    url: str,
+    features: np.ndarray,
+    labels: np.ndarray,
+    version: str,
+    when: datetime | None = None,
+    *,
+    request_id: str = "test",
+    input_kind: str = "features",
+) -> None:
+    """Store one event per row (one-hot probabilities for ``labels``), as serving would."""
+    probabilities = np.eye(len(LABELS), dtype=np.float32)[labels]
+    store = EventStore(url)
+    try:
+        store.write(
+            events_from_predictions(
+                timestamp=when or datetime.now(UTC),
+                request_id=request_id,
+                model_name=MODEL_NAME,
+                model_version=version,
+                input_kind=input_kind,
+                features=features,
+                labels=[LABELS[i] for i in labels],
+                probabilities=probabilities,
+            )
+        )
+    finally:
+        store.close()
