@@ -9,6 +9,8 @@ so the ``champion`` alias moves only after ``previous-champion`` is safely in pl
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -163,6 +165,17 @@ def _move_logged(client: MlflowClient, name: str, changes: list[AliasChange]) ->
     return after
 
 
+@contextmanager
+def _promotion_run(
+    settings: ArtPulseSettings, run_name: str, tags: dict[str, str]
+) -> Iterator[str]:
+    """An MLflow run named ``run_name`` in the promotion experiment, tagged; yields its id."""
+    experiment_id = ensure_experiment(settings, PROMOTION_EXPERIMENT)
+    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name) as run:
+        mlflow.set_tags(tags)
+        yield run.info.run_id
+
+
 def promote(
     settings: ArtPulseSettings,
     *,
@@ -191,17 +204,13 @@ def promote(
         return PromotionOutcome(
             "promote", False, version, old, f"version {version} is already champion"
         )
-    experiment_id = ensure_experiment(settings, PROMOTION_EXPERIMENT)
-    with mlflow.start_run(experiment_id=experiment_id, run_name=f"promote-v{version}") as run:
-        run_id = run.info.run_id
-        mlflow.set_tags(
-            {
-                "artpulse.action": "promote",
-                "artpulse.candidate_version": version,
-                "artpulse.champion_version": old or "none",
-                "artpulse.forced": str(force),
-            }
-        )
+    tags = {
+        "artpulse.action": "promote",
+        "artpulse.candidate_version": version,
+        "artpulse.champion_version": old or "none",
+        "artpulse.forced": str(force),
+    }
+    with _promotion_run(settings, f"promote-v{version}", tags) as run_id:
         decision, source = None, None
         if not force:
             evaluation = _evaluation_set(settings, client, candidate, champion, eval_dir)
@@ -249,17 +258,13 @@ def rollback(settings: ArtPulseSettings, *, reason: str) -> PromotionOutcome:
     target = str(previous.version)
     champion = version_for_alias(client, name, ALIAS_CHAMPION)
     old = str(champion.version) if champion else None
-    experiment_id = ensure_experiment(settings, PROMOTION_EXPERIMENT)
-    with mlflow.start_run(experiment_id=experiment_id, run_name=f"rollback-to-v{target}") as run:
-        run_id = run.info.run_id
-        mlflow.set_tags(
-            {
-                "artpulse.action": "rollback",
-                "artpulse.reason": reason,
-                "artpulse.champion_version": old or "none",
-                "artpulse.candidate_version": target,
-            }
-        )
+    tags = {
+        "artpulse.action": "rollback",
+        "artpulse.reason": reason,
+        "artpulse.champion_version": old or "none",
+        "artpulse.candidate_version": target,
+    }
+    with _promotion_run(settings, f"rollback-to-v{target}", tags) as run_id:
         changes = [AliasChange(ALIAS_CHAMPION, target), AliasChange(ALIAS_PREVIOUS_CHAMPION, None)]
         after = _move_logged(client, name, changes)
         if old is not None:
