@@ -7,7 +7,6 @@ import os
 import sqlite3
 import subprocess
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -19,6 +18,7 @@ import sqlalchemy as sa
 from artpulse_runtime.constants import LABELS
 from artpulse_runtime.events import EventRecorder, EventStore, PredictionEvent, prediction_events
 from support.environment import free_port, require_or_skip
+from support.polling import wait_for
 from support.postgres import PG_BIN, postgres_available, running_postgres
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
@@ -41,15 +41,6 @@ def make_events(
         )
         for index in range(count)
     ]
-
-
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
-    """Poll ``condition`` until it holds; fail naming ``what`` after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.01)
 
 
 def stored_request_ids(url: str) -> list[str]:
@@ -122,7 +113,7 @@ def test_a_partial_batch_is_written_once_the_flush_interval_passes(tmp_path: Pat
     recorder.start()
     recorder.record(make_events(3))
 
-    wait_for(lambda: recorder.written_total == 3, "3 events written without close")
+    wait_for("3 events written without close", lambda: recorder.written_total == 3)
     assert stored_request_ids(url) == ["req-0", "req-1", "req-2"]
     assert recorder.queue_depth == 0
     recorder.close()
@@ -143,7 +134,7 @@ def test_a_full_queue_drops_and_counts_exactly_the_excess(unwritable_url: str) -
     recorder = EventRecorder(unwritable_url, max_queue=100, batch_size=10, flush_interval=0.01)
     recorder.start()
     recorder.record(make_events(1))
-    wait_for(lambda: recorder.write_failures_total >= 1, "a failed write")
+    wait_for("a failed write", lambda: recorder.write_failures_total >= 1)
 
     for start in range(0, 136, 8):  # 136 more events: 137 offered, room for 100
         recorder.record(make_events(136)[start : start + 8])
@@ -164,12 +155,12 @@ def test_recovers_by_itself_when_the_sqlite_folder_becomes_creatable(tmp_path: P
     recorder = EventRecorder(url, batch_size=8, flush_interval=0.01)
     recorder.start()
     recorder.record(make_events(30))
-    wait_for(lambda: recorder.write_failures_total >= 2, "two failed writes (a retry)")
+    wait_for("two failed writes (a retry)", lambda: recorder.write_failures_total >= 2)
     assert recorder.queue_depth == 30
 
     blocker.unlink()  # the fault goes away; nothing is restarted
 
-    wait_for(lambda: recorder.written_total == 30, "all 30 events written after recovery")
+    wait_for("all 30 events written after recovery", lambda: recorder.written_total == 30)
     recorder.close()
     assert stored_request_ids(url) == [f"req-{index}" for index in range(30)]
     assert recorder.dropped_total == 0
@@ -184,7 +175,7 @@ def test_close_waits_out_a_short_outage_and_loses_nothing(tmp_path: Path) -> Non
     recorder.record(make_events(12))
 
     def end_outage_after_a_failure() -> None:
-        wait_for(lambda: recorder.write_failures_total >= 1, "a failed write")
+        wait_for("a failed write", lambda: recorder.write_failures_total >= 1)
         blocker.unlink()
 
     fixer = threading.Thread(target=end_outage_after_a_failure)
@@ -206,7 +197,7 @@ def test_record_returns_while_the_writer_waits_on_a_locked_database(tmp_path: Pa
     recorder.start()
 
     recorder.record(make_events(5, prefix="first"))
-    wait_for(lambda: recorder.write_failures_total >= 1, "a write stuck on the lock")
+    wait_for("a write stuck on the lock", lambda: recorder.write_failures_total >= 1)
     recorder.record(make_events(7, prefix="second"))  # the writer is waiting or retrying
     assert (recorder.queue_depth, recorder.written_total, recorder.dropped_total) == (12, 0, 0)
 
@@ -271,15 +262,15 @@ def test_recovers_by_itself_when_postgresql_comes_back() -> None:
         recorder = EventRecorder(url, batch_size=8, flush_interval=0.01)
         recorder.start()
         recorder.record(make_events(10, prefix="before"))
-        wait_for(lambda: recorder.written_total == 10, "events written before the outage")
+        wait_for("events written before the outage", lambda: recorder.written_total == 10)
 
         stop()
         recorder.record(make_events(20, prefix="during"))
-        wait_for(lambda: recorder.write_failures_total >= 2, "failed writes during the outage")
+        wait_for("failed writes during the outage", lambda: recorder.write_failures_total >= 2)
         assert recorder.queue_depth == 20
         start()
 
-        wait_for(lambda: recorder.written_total == 30, "events written after the restart")
+        wait_for("events written after the restart", lambda: recorder.written_total == 30)
         recorder.close()
         stored = stored_request_ids(url)
     assert stored[:10] == [f"before-{index}" for index in range(10)]

@@ -24,7 +24,8 @@ from mlflow.tracking import MlflowClient
 
 from artpulse_runtime.constants import ALIAS_CHAMPION, MODEL_NAME, MODEL_URI_ENV
 from support.kustomize import KUBECTL, Obj, find, render_overlay
-from support.operator_cluster import register_versions, wait_for
+from support.operator_cluster import register_versions
+from support.polling import wait_for
 from support.schemas import validate_objects
 
 pytestmark = pytest.mark.k8s

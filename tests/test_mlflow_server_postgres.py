@@ -31,7 +31,7 @@ from artpulse_runtime.constants import ALIAS_CHAMPION, FEATURE_NAMES, LABELS, MO
 from artpulse_runtime.events import EventStore, PredictionEvent
 from support.environment import free_port
 from support.kustomize import KUSTOMIZE_DIR, Obj, find, render_overlay
-from support.operator_cluster import wait_for
+from support.polling import wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 

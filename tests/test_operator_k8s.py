@@ -30,9 +30,9 @@ from support.operator_cluster import (
     replica_sets,
     server_ready,
     start_mlflow_server,
-    wait_for,
 )
 from support.operator_session import Cluster
+from support.polling import wait_for
 
 pytestmark = [pytest.mark.k8s, pytest.mark.slow]
 

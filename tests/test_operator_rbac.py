@@ -30,8 +30,8 @@ from support.operator_cluster import (
     register_versions,
     runtime_deployment,
     service_account_kubeconfig,
-    wait_for,
 )
+from support.polling import wait_for
 
 pytestmark = [pytest.mark.k8s, pytest.mark.slow]
 

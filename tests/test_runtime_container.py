@@ -26,7 +26,8 @@ from artpulse_runtime.events import EventStore
 from support.dockerfiles import copy_sources, parse_dockerfile
 from support.environment import free_port
 from support.kustomize import REPO, find, render_overlay
-from support.operator_cluster import register_versions, wait_for
+from support.operator_cluster import register_versions
+from support.polling import wait_for
 
 pytestmark = pytest.mark.slow
 

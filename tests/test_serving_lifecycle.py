@@ -24,11 +24,11 @@ from artpulse_jobs.serving import server_on_free_ports, stop_server
 from artpulse_runtime.constants import ALIAS_CHAMPION, MODEL_NAME
 from artpulse_runtime.settings import ArtPulseSettings
 from support.environment import free_port
+from support.polling import wait_for
 from support.serving import (
     sample_images,
     stored_events,
     trained_settings,
-    wait_until,
 )
 from support.training import train_registered_model
 
@@ -67,13 +67,13 @@ def test_missing_alias_is_not_ready_then_loads_when_the_alias_appears(
     with server_on_free_ports(
         settings, model_uri=uri, env=FAST_RETRIES, wait_for_model=False
     ) as server:
-        wait_until(lambda: "has no alias @staging" in server.log_text(), 30, "the load error")
+        wait_for("the load error", lambda: "has no alias @staging" in server.log_text(), 30)
         assert not ready(server.http_url)
         with pytest.raises(PredictionError) as refused:
             predict_images_rest(server.http_url, images[:1])
         assert refused.value.status == "400" and "not ready" in refused.value.message
         client.set_registered_model_alias(MODEL_NAME, "staging", version)
-        wait_until(lambda: ready(server.http_url), 30, "the model to become ready")
+        wait_for("the model to become ready", lambda: ready(server.http_url), 30)
         assert predict_images_rest(server.http_url, images[:1]).model_version == str(version)
         assert server.process.poll() is None
 
@@ -83,8 +83,8 @@ def test_missing_pinned_version_is_not_ready_and_says_so(settings: ArtPulseSetti
     with server_on_free_ports(
         settings, model_uri=uri, env=FAST_RETRIES, wait_for_model=False
     ) as server:
-        wait_until(lambda: "has no version 99" in server.log_text(), 30, "the load error")
-        wait_until(lambda: server.log_text().count("has no version 99") >= 3, 30, "retries")
+        wait_for("the load error", lambda: "has no version 99" in server.log_text(), 30)
+        wait_for("retries", lambda: server.log_text().count("has no version 99") >= 3, 30)
         assert not ready(server.http_url)
         assert server.process.poll() is None
 
@@ -92,7 +92,7 @@ def test_missing_pinned_version_is_not_ready_and_says_so(settings: ArtPulseSetti
 def test_unreachable_registry_is_not_ready_and_retries(settings: ArtPulseSettings) -> None:
     env = {**FAST_RETRIES, "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{free_port()}"}
     with server_on_free_ports(settings, env=env, wait_for_model=False) as server:
-        wait_until(lambda: server.log_text().count("cannot reach the registry") >= 2, 60, "retries")
+        wait_for("retries", lambda: server.log_text().count("cannot reach the registry") >= 2, 60)
         assert not ready(server.http_url)
         assert server.process.poll() is None
 
@@ -122,11 +122,11 @@ def test_reload_resolves_the_alias_afresh_while_the_old_model_serves(
         worker = threading.Thread(target=keep_predicting)
         worker.start()
         try:
-            wait_until(lambda: len(seen) >= 3, 30, "predictions before the reload")
+            wait_for("predictions before the reload", lambda: len(seen) >= 3, 30)
             load_url = f"{server.http_url}/v2/repository/models/{MODEL_NAME}/load"
             assert requests.post(load_url, timeout=60).status_code == 200
             count = len(seen)
-            wait_until(lambda: len(seen) >= count + 3, 30, "predictions after the reload")
+            wait_for("predictions after the reload", lambda: len(seen) >= count + 3, 30)
         finally:
             stop.set()
             worker.join()
@@ -176,7 +176,7 @@ def test_artpulse_serve_takes_flags_and_mlserver_environment(
     )
     http_url = f"http://127.0.0.1:{http_port}"
     try:
-        wait_until(lambda: _answers(http_url) and ready(http_url), 90, "artpulse serve ready")
+        wait_for("artpulse serve ready", lambda: _answers(http_url) and ready(http_url), 90)
         grpc_answer = predict_images_grpc(f"127.0.0.1:{grpc_port}", images[:1])
         assert grpc_answer.labels == predict_images_rest(http_url, images[:1]).labels
         metrics = requests.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).text

@@ -33,7 +33,8 @@ from artpulse_jobs.client import (
 )
 from artpulse_runtime.constants import FEATURE_NAMES, LABELS, MODEL_NAME
 from artpulse_runtime.features import extract_features
-from support.serving import Served, stored_events, wait_until
+from support.polling import wait_for
+from support.serving import Served, stored_events
 
 pytest_plugins = ["support.serving_plugin"]
 pytestmark = pytest.mark.slow
@@ -180,10 +181,10 @@ def test_metrics_count_predictions_failures_and_events(served: Served) -> None:
     assert count and float(count[0].split()[-1]) >= 3
     assert _metric_lines(served, "artpulse_event_queue_depth")
     assert _metric_lines(served, "artpulse_events_dropped_total")
-    wait_until(
+    wait_for(
+        "written events to show in the metrics",
         lambda: float(_metric_lines(served, "artpulse_events_written_total")[0].split()[-1]) >= 3,
         10,
-        "written events to show in the metrics",
     )
 
 
@@ -192,7 +193,7 @@ def test_every_prediction_becomes_an_event(served: Served) -> None:
     body = image_request_json(served.images[:3]) | {"id": request_id}
     answer = requests.post(served.infer_url, json=body, timeout=30).json()
     url = served.settings.resolved_events_url
-    wait_until(lambda: len(stored_events(url, request_id)) == 3, 10, "3 events in the store")
+    wait_for("3 events in the store", lambda: len(stored_events(url, request_id)) == 3, 10)
     rows = stored_events(url, request_id)
     features, _, labels = expected(served, served.images[:3])
     assert [row["label"] for row in rows] == labels

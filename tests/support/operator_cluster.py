@@ -6,12 +6,10 @@ from __future__ import annotations
 import base64
 import os
 import subprocess
-import time
 import urllib.request
 import uuid
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import mlflow
 import numpy as np
@@ -24,11 +22,11 @@ from sklearn.linear_model import LogisticRegression
 from artpulse_operator.constants import API_VERSION, GROUP, KIND, PLURAL, VERSION
 from artpulse_runtime.classifier import ArtPulseClassifier
 from artpulse_runtime.constants import LABELS, MODEL_NAME, MODEL_URI_ENV
+from support.polling import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 CRD_PATH = REPO / "manifests" / "crd.yaml"
 KUBECTL = REPO / ".venv" / "bin" / "kubectl"
-T = TypeVar("T")
 
 
 def register_versions(tmp_dir: Path, count: int, model_name: str = MODEL_NAME) -> str:
@@ -58,18 +56,6 @@ def register_versions(tmp_dir: Path, count: int, model_name: str = MODEL_NAME) -
     for _ in range(count):
         client.create_model_version(model_name, info.model_uri, run_id=run.info.run_id)
     return uri
-
-
-def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 30.0) -> T:
-    """Poll ``probe`` until it returns something truthy; fail naming ``what`` at the deadline."""
-    deadline = time.monotonic() + timeout
-    last: T | None = None
-    while time.monotonic() < deadline:
-        last = probe()
-        if last:
-            return last
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} (last: {last!r})")
 
 
 def apply_crd() -> None:

@@ -15,8 +15,8 @@ from support.operator_cluster import (
     get_status,
     pinned,
     runtime_deployment,
-    wait_for,
 )
+from support.polling import wait_for
 
 
 @dataclass

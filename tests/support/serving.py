@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,16 +54,6 @@ def sample_images(folder: Path, per_label: int = 2, size: int = 256, seed: int =
     """Distinct PNG images of every style, encoded, in a stable order."""
     paths = generate_images(folder / f"samples-{seed}", per_label, size=size, seed=seed)
     return [path.read_bytes() for path in sorted(paths)]
-
-
-def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    """Poll ``condition`` until it holds; fail the test naming ``what`` after ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    pytest.fail(f"timed out after {timeout} s waiting for {what}")
 
 
 def stored_events(events_url: str, request_id: str) -> list[dict[str, Any]]:
