@@ -14,6 +14,7 @@ import pandas as pd
 from mlflow.pyfunc import PythonModel
 
 from artpulse_runtime.constants import FEATURE_NAMES, LABELS, PROBABILITY_COLUMN_PREFIX
+from artpulse_runtime.linear_path import LinearSoftmax, linear_softmax_of
 
 PROBABILITY_COLUMNS = tuple(f"{PROBABILITY_COLUMN_PREFIX}{label}" for label in LABELS)
 
@@ -40,10 +41,20 @@ class ArtPulseClassifier(PythonModel):
 
     def __init__(self, estimator: Any) -> None:
         self.estimator = estimator
+        self._linear: LinearSoftmax | None = linear_softmax_of(estimator)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Only the estimator is stored; the numpy path is derived again when loaded.
+        return {"estimator": self.estimator}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.estimator = state["estimator"]
+        self._linear = linear_softmax_of(self.estimator)
 
     def predict_proba(self, features: np.ndarray) -> np.ndarray:
         """Class probabilities, shape (N, 5), columns in ``LABELS`` order."""
-        raw = self.estimator.predict_proba(features)
+        linear = self._linear
+        raw = linear.predict_proba(features) if linear else self.estimator.predict_proba(features)
         probabilities = np.zeros((features.shape[0], len(LABELS)), dtype=np.float32)
         probabilities[:, np.asarray(self.estimator.classes_, dtype=np.int64)] = raw
         return probabilities
