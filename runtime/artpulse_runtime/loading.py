@@ -57,7 +57,6 @@ class LoadedModel:
 
     name: str
     version: str
-    requested_uri: str
     run_id: str | None
     classifier: ArtPulseClassifier
 
@@ -153,7 +152,7 @@ def load_registered_model(tracking_uri: str, uri: str) -> LoadedModel:
         raise ModelLoadError(
             f"{pinned} is a {type(classifier).__name__}, not an ArtPulseClassifier pyfunc"
         )
-    return LoadedModel(reference.name, version, uri, run_id, classifier)
+    return LoadedModel(reference.name, version, run_id, classifier)
 
 
 def retry_delays(initial: float, maximum: float) -> Iterator[float]:
