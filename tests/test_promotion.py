@@ -21,6 +21,7 @@ from mlflow import MlflowClient
 
 from artpulse_jobs.alias_moves import AliasChange, AliasMoveError, apply_alias_changes
 from artpulse_jobs.cli import main
+from artpulse_jobs.gate import GateConfig
 from artpulse_jobs.promotion import PROMOTION_EXPERIMENT, PromotionError, promote, rollback
 from artpulse_jobs.promotion_command import EXIT_REFUSED
 from artpulse_jobs.registry import registered_aliases
@@ -113,6 +114,45 @@ def test_gate_refuses_a_worse_model_and_leaves_aliases(registry: Registry) -> No
     result = CliRunner().invoke(main, ["promote"])
     assert result.exit_code == EXIT_REFUSED, result.output
     assert "gate refused" in result.output
+
+
+@pytest.mark.parametrize(
+    ("config", "refused_by"),
+    [
+        (GateConfig(min_macro_f1=0.9, max_regression=1.0), "minimum"),
+        (GateConfig(min_macro_f1=0.0, max_regression=0.02), "champion's"),
+    ],
+    ids=["minimum-alone", "regression-alone"],
+)
+def test_each_gate_rule_alone_refuses_the_worse_model(
+    registry: Registry, config: GateConfig, refused_by: str
+) -> None:
+    # The other rule is relaxed to let anything through, so only one rule can refuse.
+    client = set_aliases(registry, champion=registry.good, challenger=registry.worse)
+    before = registered_aliases(client, MODEL_NAME)
+    outcome = promote(registry.settings, config=config)
+    assert outcome.decision is not None and not outcome.decision.passed
+    failed = [reason for reason in outcome.decision.reasons if " < " in reason]
+    assert len(failed) == 1 and refused_by in failed[0], outcome.decision.reasons
+    assert registered_aliases(client, MODEL_NAME) == before
+    params = client.get_run(str(outcome.run_id)).data.params
+    assert (params["min_macro_f1"], params["max_regression"]) == (
+        str(config.min_macro_f1),
+        str(config.max_regression),
+    )
+
+
+def test_the_command_line_thresholds_replace_the_settings(
+    registry: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = set_aliases(registry, champion=registry.good, challenger=registry.worse)
+    monkeypatch.setenv("ARTPULSE_GATE_MIN_MACRO_F1", "0.0")
+    refused = CliRunner().invoke(main, ["promote"])  # the setting relaxes one rule only
+    assert refused.exit_code == EXIT_REFUSED, refused.output
+    assert "macro F1" in refused.output and "< champion's" in refused.output
+    passed = CliRunner().invoke(main, ["promote", "--max-regression", "1.0"])
+    assert passed.exit_code == 0, passed.output
+    assert registered_aliases(client, MODEL_NAME)[ALIAS_CHAMPION] == registry.worse
 
 
 def test_gate_accepts_a_better_model_on_a_fixed_images_folder(registry: Registry) -> None:
