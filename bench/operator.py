@@ -34,6 +34,7 @@ sys.path.insert(0, str(REPO / "tests"))  # reuse the test helpers (registry, obj
 from artpulse_operator import constants as c  # noqa: E402
 from artpulse_runtime.constants import MODEL_NAME  # noqa: E402
 from support.environment import free_port  # noqa: E402
+from support.mlflow_server import server_ready, start_mlflow_server, stop  # noqa: E402
 from support.operator_cluster import (  # noqa: E402
     apply_crd,
     artpulse_model,
@@ -43,8 +44,6 @@ from support.operator_cluster import (  # noqa: E402
     pinned,
     register_versions,
     runtime_deployment,
-    server_ready,
-    start_mlflow_server,
     wait_for,
 )
 
@@ -199,8 +198,7 @@ def main() -> None:
                 )
         finally:
             if server is not None:
-                server.terminate()
-                server.wait(timeout=30)
+                stop(server)
 
 
 if __name__ == "__main__":

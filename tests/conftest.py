@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import os
 import shutil
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 from mlflow import MlflowClient
 
 from artpulse_runtime.settings import ArtPulseSettings
 from artpulse_runtime.tracking import configure_tracking
 from support.environment import require_or_skip
-from support.postgres import postgres_available, running_postgres
+from support.mlflow_server import ManifestServer, manifest_mlflow_server
+from support.postgres import create_database, postgres_available, running_postgres
 
 
 @pytest.fixture(scope="session")
@@ -62,12 +61,18 @@ def postgres_url() -> Iterator[str]:
 @pytest.fixture
 def fresh_postgres_url(postgres_url: str) -> str:
     """A URL to a new, empty database on the session's PostgreSQL server (one per test)."""
-    name = f"test_{uuid.uuid4().hex[:12]}"
-    engine = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
-    with engine.connect() as connection:
-        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    engine.dispose()
-    return sa.make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
+    return create_database(postgres_url)
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(
+    postgres_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ManifestServer]:
+    """One ``mlflow server`` per session, as the manifests run it: PostgreSQL backend store,
+    artifacts proxied to its ``--artifacts-destination`` folder. Tests that share it keep
+    apart by model and experiment names."""
+    with manifest_mlflow_server(postgres_url, tmp_path_factory.mktemp("mlflow-server")) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

@@ -20,6 +20,7 @@ from mlflow.tracking import MlflowClient
 from artpulse_operator import constants as c
 from artpulse_runtime.constants import MODEL_NAME
 from support.environment import free_port
+from support.mlflow_server import server_ready, start_mlflow_server, stop
 from support.operator_cluster import (
     apply_crd,
     artpulse_model,
@@ -28,8 +29,6 @@ from support.operator_cluster import (
     delete_namespace,
     register_versions,
     replica_sets,
-    server_ready,
-    start_mlflow_server,
 )
 from support.operator_session import Cluster
 from support.polling import wait_for
@@ -172,8 +171,7 @@ def test_unreachable_registry_is_reported_and_recovers_without_touching_the_depl
         assert condition(status, c.COND_REGISTRY)["status"] == "True"
         assert kube.pinned() == (URI.format(1), "1")
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        stop(server)
 
 
 def test_missing_deployment_then_wrong_container_are_errors_until_fixed(kube: Cluster) -> None:
@@ -292,8 +290,7 @@ def test_mlflow_alias_webhook_triggers_a_rollout_before_the_next_poll(
         assert kube.pinned() == (URI.format(3), "3")
         remote.delete_webhook(hook.webhook_id)
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        stop(server)
 
 
 def test_a_paused_resource_leaves_the_deployment_alone_until_resumed(kube: Cluster) -> None:

@@ -37,19 +37,27 @@ def _migrated_store(folder: Path) -> Path:
 
 
 @contextmanager
-def module_settings(root: Path) -> Iterator[ArtPulseSettings]:
+def module_settings(
+    root: Path, *, tracking_uri: str | None = None, model_name: str = MODEL_NAME
+) -> Iterator[ArtPulseSettings]:
     """Settings on a fresh state folder under ``root``; the environment points at it.
 
-    ``root`` comes from ``tmp_path_factory``, so its parent is the session's temp folder,
-    where the migrated store template is kept.
+    The registry is a fresh SQLite store in the state folder, or the tracking server at
+    ``tracking_uri``. ``root`` comes from ``tmp_path_factory``, so its parent is the
+    session's temp folder, where the migrated store template is kept.
     """
     state = root / "state"
     state.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(_migrated_store(root.parent / "mlflow-store-template"), state / "mlflow.db")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("ARTPULSE_STATE_DIR", str(state))
+        patch.setenv("ARTPULSE_MODEL_NAME", model_name)
         for name in ("MLFLOW_TRACKING_URI", "ARTPULSE_EVENTS_URL", "ARTPULSE_MODEL_URI"):
             patch.delenv(name, raising=False)
+        if tracking_uri is None:
+            template = _migrated_store(root.parent / "mlflow-store-template")
+            shutil.copyfile(template, state / "mlflow.db")
+        else:
+            patch.setenv("MLFLOW_TRACKING_URI", tracking_uri)
         settings = ArtPulseSettings()
         configure_tracking(settings)
         yield settings
@@ -93,9 +101,11 @@ class TrainedChampion:
 
 
 @contextmanager
-def trained_champion(root: Path) -> Iterator[TrainedChampion]:
+def trained_champion(
+    root: Path, *, tracking_uri: str | None = None, model_name: str = MODEL_NAME
+) -> Iterator[TrainedChampion]:
     """``module_settings`` under ``root`` with one quick training of 20 images per label."""
-    with module_settings(root) as settings:
+    with module_settings(root, tracking_uri=tracking_uri, model_name=model_name) as settings:
         dataset_dir = images(root, 20, seed=0)
         result = quick_training(settings, dataset_dir)
         dataset = load_image_dataset(dataset_dir, 2, workers=1)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import os
 import subprocess
-import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
@@ -208,30 +207,3 @@ def service_account_kubeconfig(
     }
     path.write_text(yaml.safe_dump(config))
     return path
-
-
-def start_mlflow_server(
-    backend_uri: str, port: int, artifacts: Path, env: dict[str, str] | None = None
-) -> subprocess.Popen[bytes]:
-    """A real ``mlflow server`` (one worker, no job runner) on ``127.0.0.1:port``."""
-    return subprocess.Popen(
-        [
-            str(REPO / ".venv" / "bin" / "mlflow"),
-            "server",
-            *("--backend-store-uri", backend_uri),
-            *("--artifacts-destination", str(artifacts)),
-            *("--host", "127.0.0.1", "--port", str(port), "--workers", "1"),
-        ],
-        env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **(env or {})},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-
-
-def server_ready(url: str) -> bool:
-    """True when ``url``/health answers 200."""
-    try:
-        with urllib.request.urlopen(f"{url}/health", timeout=2) as answer:
-            return bool(answer.status == 200)
-    except OSError:
-        return False

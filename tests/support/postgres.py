@@ -6,9 +6,12 @@ import os
 import shutil
 import subprocess
 import tempfile
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+import sqlalchemy as sa
 
 from support.environment import free_port
 
@@ -106,3 +109,16 @@ def running_postgres() -> Iterator[str]:
             capture_output=True,
         )
         shutil.rmtree(base_dir, ignore_errors=True)
+
+
+def create_database(server_url: str, name: str | None = None) -> str:
+    """Create database ``name`` (default: a new unique name) on the server of ``server_url``.
+
+    Returns a URL to it, with the same driver and credentials.
+    """
+    name = name or f"test_{uuid.uuid4().hex[:12]}"
+    engine = sa.create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    engine.dispose()
+    return sa.make_url(server_url).set(database=name).render_as_string(hide_password=False)
