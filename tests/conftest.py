@@ -16,6 +16,25 @@ from support.environment import require_or_skip
 from support.mlflow_server import ManifestServer, manifest_mlflow_server
 from support.postgres import create_database, postgres_available, running_postgres
 
+SERVICE_FIXTURES = {"postgres_url": "postgres", "kubeconfig": "k8s", "mlflow_server": "slow"}
+"""Fixtures that start or need an outside service, and the marker a test using them must carry."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Refuse to run a test that uses a service fixture without that fixture's marker.
+
+    ``-m "not k8s"`` or ``-m "not slow"`` must deselect every test that needs the service,
+    so a missing marker is a usage error naming the test, not a silent skip or a slow run.
+    """
+    missing = [
+        f"{item.nodeid} uses the {fixture!r} fixture but is not marked {marker!r}"
+        for item in items
+        for fixture, marker in SERVICE_FIXTURES.items()
+        if fixture in getattr(item, "fixturenames", ()) and item.get_closest_marker(marker) is None
+    ]
+    if missing:
+        raise pytest.UsageError("\n".join(missing))
+
 
 @pytest.fixture(scope="session")
 def mlflow_db_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
