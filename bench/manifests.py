@@ -85,7 +85,7 @@ def _payload() -> None:
 def _apply(kubeconfig: str) -> None:
     from test_k8s_apply import apply_dev_overlay, delete_namespace, kubectl
 
-    from support.operator_cluster import wait_for
+    from support.polling import wait_for
 
     namespace = f"apm-bench-{uuid.uuid4().hex[:8]}"
     with tempfile.TemporaryDirectory() as folder:

@@ -44,8 +44,8 @@ from support.operator_cluster import (  # noqa: E402
     pinned,
     register_versions,
     runtime_deployment,
-    wait_for,
 )
+from support.polling import wait_for  # noqa: E402
 
 VERSIONS = 4
 WEBHOOK_SECRET = "bench-secret"

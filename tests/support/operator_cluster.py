@@ -1,9 +1,9 @@
 """Helpers for operator tests and the operator benchmark: a registry with versions, a runtime
-Deployment in a throwaway namespace, and polling with a deadline."""
+Deployment in a throwaway namespace, the operator's manifests, and a kubeconfig signed in as
+a ServiceAccount."""
 
 from __future__ import annotations
 
-import base64
 import os
 import subprocess
 import uuid
@@ -21,11 +21,12 @@ from sklearn.linear_model import LogisticRegression
 from artpulse_operator.constants import API_VERSION, GROUP, KIND, PLURAL, VERSION
 from artpulse_runtime.classifier import ArtPulseClassifier
 from artpulse_runtime.constants import LABELS, MODEL_NAME, MODEL_URI_ENV
-from support.polling import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 CRD_PATH = REPO / "manifests" / "crd.yaml"
 KUBECTL = REPO / ".venv" / "bin" / "kubectl"
+TOKEN_SECONDS = 3600
+"""Lifetime asked of a ServiceAccount token (the API server's minimum is 600 s)."""
 
 
 def register_versions(tmp_dir: Path, count: int, model_name: str = MODEL_NAME) -> str:
@@ -178,25 +179,22 @@ def install_manifests(namespace: str, work_dir: Path) -> None:
 def service_account_kubeconfig(
     core: k8s.CoreV1Api, admin_kubeconfig: str, namespace: str, account: str, path: Path
 ) -> Path:
-    """Write a kubeconfig that authenticates as ``namespace/account`` with its token."""
+    """Write a kubeconfig that authenticates as ``namespace/account`` with a bound token.
 
-    def token() -> str | None:
-        for secret in core.list_namespaced_secret(namespace).items:
-            annotations = secret.metadata.annotations or {}
-            if (
-                secret.type == "kubernetes.io/service-account-token"
-                and annotations.get("kubernetes.io/service-account.name") == account
-            ):
-                return base64.b64decode(secret.data["token"]).decode()
-        return None
-
+    The token comes from the TokenRequest API (``serviceaccounts/token``), as a kubelet gets
+    one for a pod: Kubernetes >= 1.24 no longer creates token Secrets for ServiceAccounts.
+    """
+    request = k8s.AuthenticationV1TokenRequest(
+        spec=k8s.V1TokenRequestSpec(audiences=[], expiration_seconds=TOKEN_SECONDS)
+    )
+    token = core.create_namespaced_service_account_token(account, namespace, request).status.token
     admin = yaml.safe_load(Path(admin_kubeconfig).read_text())
     cluster = admin["clusters"][0]["cluster"]
     config = {
         "apiVersion": "v1",
         "kind": "Config",
         "clusters": [{"name": "local", "cluster": cluster}],
-        "users": [{"name": account, "user": {"token": wait_for(f"{account}'s token", token)}}],
+        "users": [{"name": account, "user": {"token": token}}],
         "contexts": [
             {
                 "name": account,
