@@ -7,8 +7,9 @@ short ``progressDeadlineSeconds`` makes ``ProgressDeadlineExceeded`` real.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kopf.testing import KopfRunner
@@ -260,6 +261,19 @@ def test_a_spec_the_schema_allows_but_the_operator_cannot_use_is_an_error(kube: 
     wait_for("an InvalidSpec event", lambda: c.REASON_INVALID_SPEC in kube.events())
 
 
+def settled_on(version: str) -> Callable[[dict[str, Any]], bool]:
+    """A status check: ``version`` served, phase Serving and no rollout in flight."""
+
+    def check(status: dict[str, Any]) -> bool:
+        return (
+            status.get("servingVersion") == version
+            and status.get("phase") == c.PHASE_SERVING
+            and not status.get("rollout")
+        )
+
+    return check
+
+
 def test_mlflow_alias_webhook_triggers_a_rollout_before_the_next_poll(
     kube: Cluster, tmp_path: Path
 ) -> None:
@@ -283,7 +297,10 @@ def test_mlflow_alias_webhook_triggers_a_rollout_before_the_next_poll(
         )
         kube.create_deployment()
         kube.create_model(trackingUri=url, pollIntervalSeconds=3600)  # polling cannot explain it
-        kube.wait_status("version 1 served", lambda s: s.get("servingVersion") == "1")
+        # Until its rollout settles the loop re-checks every few seconds, which would see the
+        # move without the webhook: wait for a settled rollout, then a 3600 s poll is all
+        # there is besides the webhook.
+        kube.wait_status("version 1 served and settled", settled_on("1"))
 
         remote.set_registered_model_alias(MODEL_NAME, "champion", "3")
         kube.wait_status("version 3 served", lambda s: s.get("servingVersion") == "3")
