@@ -4,7 +4,7 @@ Run: ``.venv/bin/python bench/drift.py [--events 1000000] [--db PATH]``.
 
 Fills a SQLite event store with ``--events`` prediction events (kept in ``--db`` and reused
 when it already holds that many), then runs the drift check's read-and-fold step
-(``artpulse_jobs.drift.accumulate`` + ``build_report`` + both report files) in a fresh
+(``artpulse_jobs.monitoring.drift.accumulate`` + ``build_report`` + both report files) in a fresh
 process per chunk size and prints, per row: wall and CPU time, events per second, and the
 process's peak RSS above its RSS just before reading (Linux ``/proc``). The last row reads the
 whole window as one chunk, which is what an unbounded read would cost; the ratio shows how
@@ -24,16 +24,16 @@ from pathlib import Path
 
 import numpy as np
 
-from artpulse_jobs.drift import DriftWindow, accumulate
-from artpulse_jobs.drift_html import write_html
-from artpulse_jobs.drift_report import (
+from artpulse_jobs.monitoring.drift import DriftWindow, accumulate
+from artpulse_jobs.monitoring.drift_html import write_html
+from artpulse_jobs.monitoring.drift_report import (
     DriftAccumulator,
     DriftThresholds,
     ReferenceData,
     build_report,
     write_json,
 )
-from artpulse_jobs.reference import compute_reference_stats
+from artpulse_jobs.training.reference import compute_reference_stats
 from artpulse_runtime.constants import LABELS, MODEL_NAME
 from artpulse_runtime.events import EventStore, events_from_predictions
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from artpulse_jobs.generate import generate_images
+from artpulse_jobs.data.generate import generate_images
 from artpulse_runtime.constants import LABELS
 from artpulse_runtime.features import extract_features, extract_features_batch
 from artpulse_runtime.imaging import open_image, prepare_image

@@ -14,9 +14,10 @@ import pytest
 from click.testing import CliRunner
 from mlflow import MlflowClient
 
+from artpulse_contract.registry.connection import configure_tracking
 from artpulse_jobs.cli import main
-from artpulse_jobs.drift import DRIFT_EXPERIMENT, DriftError, DriftWindow, run_drift
-from artpulse_jobs.drift_command import EXIT_DRIFT
+from artpulse_jobs.commands.drift import EXIT_DRIFT
+from artpulse_jobs.monitoring.drift import DRIFT_EXPERIMENT, DriftError, DriftWindow, run_drift
 from artpulse_runtime.constants import (
     ALIAS_CHAMPION,
     DRIFT_REPORT_HTML,
@@ -25,7 +26,6 @@ from artpulse_runtime.constants import (
     MODEL_NAME,
 )
 from artpulse_runtime.settings import ArtPulseSettings
-from artpulse_runtime.tracking import configure_tracking
 from support.monitoring import TrainedChampion, trained_champion, write_events
 
 pytestmark = pytest.mark.slow

@@ -8,26 +8,29 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
+from pydantic import ValidationError
 from scipy import stats
 
-from artpulse_jobs.drift_html import write_html
-from artpulse_jobs.drift_report import (
+from artpulse_jobs.cli import main
+from artpulse_jobs.monitoring.drift_html import write_html
+from artpulse_jobs.monitoring.drift_report import (
     VERDICT_DRIFT,
     VERDICT_INSUFFICIENT,
     VERDICT_NO_DRIFT,
     DriftAccumulator,
-    DriftThresholds,
     ReferenceData,
     build_report,
     write_json,
 )
-from artpulse_jobs.drift_stats import (
+from artpulse_jobs.monitoring.drift_stats import (
     FeatureAccumulator,
     adjust_p_values,
     ks_p_value,
     population_stability_index,
 )
-from artpulse_jobs.reference import compute_reference_stats
+from artpulse_jobs.monitoring.thresholds import DriftThresholds
+from artpulse_jobs.training.reference import compute_reference_stats
 from artpulse_runtime.constants import FEATURE_NAMES, LABELS
 
 BETA_SHAPES = ((2, 5), (3, 3), (5, 2), (2, 2), (1.5, 6))
@@ -155,10 +158,33 @@ def test_non_finite_rows_are_counted_and_skipped(reference: ReferenceData) -> No
 
 
 def test_thresholds_reject_invalid_values() -> None:
-    with pytest.raises(ValueError, match=r"ks_alpha is 1\.5"):
+    with pytest.raises(ValidationError, match=r"ks_alpha\n  Input should be less than 1"):
         DriftThresholds(ks_alpha=1.5)
-    with pytest.raises(ValueError, match="'fdr'"):
-        DriftThresholds(correction="fdr")
+    with pytest.raises(
+        ValidationError, match="correction\n  Input should be 'holm' or 'bonferroni'"
+    ):
+        DriftThresholds(correction="fdr")  # type: ignore[arg-type]
+    with pytest.raises(
+        ValidationError, match="min_events\n  Input should be greater than or equal to 1"
+    ):
+        DriftThresholds(min_events=0)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "problem"),
+    [
+        ("ARTPULSE_DRIFT_PSI_THRESHOLD", "-0.1", "Input should be greater than 0"),
+        ("ARTPULSE_DRIFT_KS_ALPHA", "1", "Input should be less than 1"),
+        ("ARTPULSE_DRIFT_WINDOW_HOURS", "0", "Input should be greater than 0"),
+    ],
+)
+def test_a_drift_setting_out_of_bounds_stops_the_command_at_start_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, problem: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    result = CliRunner().invoke(main, ["drift"])
+    assert result.exit_code == 1
+    assert result.output == f"Error: invalid setting: {variable}={value!r}: {problem}\n"
 
 
 def test_reports_are_json_and_self_contained_html(reference: ReferenceData, tmp_path: Path) -> None:

@@ -2,7 +2,7 @@
 
 A candidate passes when its macro F1 is at least ``min_macro_f1`` (the minimum) and at most
 ``max_regression`` below the champion's (the regression). Each case below breaks one rule
-only, or sits exactly on a rule's boundary, so flipping either comparison in ``gate.decide``
+only, or sits exactly on a rule's boundary, so flipping either comparison in ``rules.decide``
 turns a case red. The scores are binary fractions (0.75, 0.875, ...), so ``champion -
 max_regression`` is exact and the boundaries are the boundaries, not rounding.
 """
@@ -10,8 +10,11 @@ max_regression`` is exact and the boundaries are the boundaries, not rounding.
 from __future__ import annotations
 
 import pytest
+from click.testing import CliRunner
+from pydantic import ValidationError
 
-from artpulse_jobs.gate import GateConfig, decide
+from artpulse_jobs.cli import main
+from artpulse_jobs.promotion.rules import GateConfig, decide
 
 BELOW = 2**-20
 """A step below a boundary, far larger than a float's rounding at these values."""
@@ -84,5 +87,26 @@ def test_a_candidate_that_meets_both_rules_passes() -> None:
 def test_thresholds_outside_zero_to_one_are_refused_naming_the_field(
     field: str, value: float
 ) -> None:
-    with pytest.raises(ValueError, match=rf"{field} is {value}; it must lie in \[0, 1\]"):
+    bound = "less than or equal to 1" if value > 1 else "greater than or equal to 0"
+    with pytest.raises(ValidationError, match=rf"{field}\n  Input should be {bound}"):
         GateConfig(**{field: value})
+
+
+def test_a_threshold_setting_out_of_bounds_stops_promote_at_start_in_one_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ARTPULSE_GATE_MAX_REGRESSION", "2")
+    result = CliRunner().invoke(main, ["promote"])
+    assert result.exit_code == 1
+    assert result.output == (
+        "Error: invalid setting: ARTPULSE_GATE_MAX_REGRESSION='2': "
+        "Input should be less than or equal to 1\n"
+    )
+
+
+def test_a_threshold_option_out_of_bounds_is_one_line_naming_it() -> None:
+    result = CliRunner().invoke(main, ["promote", "--min-macro-f1", "1.5"])
+    assert result.exit_code == 1
+    assert result.output == (
+        "Error: invalid value: min_macro_f1=1.5: Input should be less than or equal to 1\n"
+    )

@@ -25,10 +25,11 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 from mlflow import MlflowClient
 
+from artpulse_contract.registry import tags
 from artpulse_jobs.cli import main
-from artpulse_jobs.drift import DriftResult, run_drift
-from artpulse_jobs.generate import generate_images
-from artpulse_jobs.retrain import TAG_DRIFT_RUN, TAG_REASON, RetrainOutcome, retrain
+from artpulse_jobs.data.generate import generate_images
+from artpulse_jobs.monitoring.drift import DriftResult, run_drift
+from artpulse_jobs.monitoring.retrain import RetrainOutcome, retrain
 from artpulse_runtime.constants import (
     ALIAS_CHALLENGER,
     ALIAS_CHAMPION,
@@ -127,7 +128,7 @@ def test_drift_logs_its_report_run_and_artifacts_through_the_proxy(
 ) -> None:
     assert drifted.verdict == "drift", drifted.report["summary"]
     run = loop.client.get_run(drifted.run_id)
-    assert run.data.tags["artpulse.drift.verdict"] == "drift"
+    assert run.data.tags[tags.DRIFT_VERDICT] == "drift"
     assert run.data.metrics["drift"] == 1.0
     stored = loop.proxied(run.info.artifact_uri)
     report = json.loads((stored / DRIFT_REPORT_JSON).read_text())
@@ -155,8 +156,8 @@ def test_retrain_registers_a_challenger_through_the_server(
     challenger = retrained.result.version
     assert challenger != loop.champion.version
     version = loop.client.get_model_version(NAME, challenger)
-    assert version.tags[TAG_DRIFT_RUN] == drifted.run_id
-    assert version.tags[TAG_REASON] == "drift"
+    assert version.tags[tags.RETRAIN_DRIFT_RUN] == drifted.run_id
+    assert version.tags[tags.RETRAIN_REASON] == "drift"
     run = loop.client.get_run(str(version.run_id))
     dataset = json.loads((loop.proxied(run.info.artifact_uri) / "dataset.json").read_text())
     assert [extra["path"] for extra in dataset["extra_datasets"]] == [str(loop.new_data)]
@@ -182,14 +183,12 @@ def test_promote_moves_the_aliases_and_records_the_previous_champion(
         ALIAS_CHAMPION: challenger,
         ALIAS_PREVIOUS_CHAMPION: champion,
     }
-    tags = client.get_model_version(NAME, challenger).tags
-    assert tags["artpulse.gate.decision"] == "passed"
-    run = client.get_run(tags["artpulse.gate.run_id"])
-    assert json.loads(run.data.tags["artpulse.aliases_before"])[ALIAS_CHAMPION] == champion
-    assert "artpulse.promoted_at" in tags
-    assert client.get_model_version(NAME, champion).tags["artpulse.gate.challenged_by"] == (
-        challenger
-    )
+    recorded = client.get_model_version(NAME, challenger).tags
+    assert recorded[tags.GATE_DECISION] == tags.DECISION_PASSED
+    run = client.get_run(recorded[tags.GATE_RUN_ID])
+    assert json.loads(run.data.tags[tags.ALIASES_BEFORE])[ALIAS_CHAMPION] == champion
+    assert tags.PROMOTED_AT in recorded and recorded[tags.PROMOTED_BY] == "artpulse promote"
+    assert client.get_model_version(NAME, champion).tags[tags.GATE_CHALLENGED_BY] == challenger
 
     rolled_back = CliRunner().invoke(main, ["rollback", "--reason", "through the server"])
     assert rolled_back.exit_code == 0, rolled_back.output

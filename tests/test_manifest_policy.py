@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from artpulse_jobs.serving import SERVER_ENV_DEFAULTS
+from artpulse_jobs.serving.server import SERVER_ENV_DEFAULTS
 from artpulse_runtime.constants import MODEL_NAME, MODEL_URI_ENV
 from artpulse_runtime.events import EventRecorder
 from support.kustomize import (

@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from artpulse_jobs.cli import main
-from artpulse_jobs.operator_cmd import kopf_argv
+from artpulse_jobs.commands.operator import kopf_argv
 
 
 def test_namespaced_run_is_standalone_with_liveness() -> None:

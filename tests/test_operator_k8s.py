@@ -18,8 +18,10 @@ from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 from mlflow.tracking import MlflowClient
 
+from artpulse_contract.registry import tags
+from artpulse_contract.registry.lookups import registered_aliases
 from artpulse_operator import constants as c
-from artpulse_runtime.constants import MODEL_NAME
+from artpulse_runtime.constants import ALIAS_CHAMPION, ALIAS_PREVIOUS_CHAMPION, MODEL_NAME
 from support.environment import free_port
 from support.mlflow_server import server_ready, start_mlflow_server, stop
 from support.operator_cluster import (
@@ -120,17 +122,21 @@ def test_setting_spec_version_promotes_in_the_registry_then_rolls_out(kube: Clus
     kube.patch_spec(version=3)
     kube.wait_status("version 3 served", lambda s: s.get("servingVersion") == "3")
     assert kube.pinned() == (URI.format(3), "3")
-    version = kube.registry.get_model_version_by_alias(MODEL_NAME, "champion")
-    assert str(version.version) == "3"
-    assert version.tags[c.PROMOTED_BY_TAG].startswith(f"artpulse-operator:{kube.namespace}/model")
-    assert c.PROMOTED_AT_TAG in version.tags
+    # The same alias moves as `artpulse promote`: the old champion is kept for a rollback.
+    aliases = registered_aliases(kube.registry, MODEL_NAME)
+    assert aliases[ALIAS_CHAMPION] == "3" and aliases[ALIAS_PREVIOUS_CHAMPION] == "1"
+    version = kube.registry.get_model_version(MODEL_NAME, "3")
+    assert version.tags[tags.PROMOTED_BY].startswith(f"artpulse-operator:{kube.namespace}/model")
+    assert tags.PROMOTED_AT in version.tags
+    assert version.tags[tags.GATE_DECISION] == tags.DECISION_FORCED
+    assert "a resource edit promotes without the gate" in version.tags[tags.GATE_REASONS]
     wait_for("a Promoted event", lambda: c.REASON_PROMOTED in kube.events())
 
     kube.patch_spec(version=99)  # not registered: an error naming it, nothing moved
     status = kube.wait_status("phase Error", lambda s: s.get("phase") == c.PHASE_ERROR)
     assert "version 99" in status["message"]
     assert kube.pinned() == (URI.format(3), "3")
-    assert str(kube.registry.get_model_version_by_alias(MODEL_NAME, "champion").version) == "3"
+    assert registered_aliases(kube.registry, MODEL_NAME)[ALIAS_CHAMPION] == "3"
 
 
 def test_the_same_version_again_creates_no_replicaset(kube: Cluster) -> None:

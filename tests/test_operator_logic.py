@@ -7,9 +7,10 @@ from typing import Any
 
 import pytest
 import yaml
+from pydantic import ValidationError
 
 from artpulse_operator import constants as c
-from artpulse_operator.config import backoff_seconds
+from artpulse_operator.config import OperatorSettings
 from artpulse_operator.deployment import (
     ContainerMissing,
     pin_patch,
@@ -137,7 +138,7 @@ def test_pin_and_restore_patches_touch_only_the_env_entry_and_annotation() -> No
 def test_a_new_alias_version_is_pinned_and_the_previous_template_remembered() -> None:
     view = view_deployment(deployment("1", uri=URI.format(1)), "runtime")
     decision = decide(parse_spec({}), Memory(), 1, "2", view, NOW)
-    assert decision.phase == c.PHASE_ROLLING_OUT and decision.patched_version == "2"
+    assert decision.phase == c.PHASE_ROLLING_OUT
     assert decision.patch == pin_patch("runtime", URI.format(2), "2")
     assert decision.memory.rollout == Rollout(
         "2", "1", {"name": MODEL_URI_ENV, "value": URI.format(1)}, NOW
@@ -175,9 +176,10 @@ def test_a_stalled_rollout_is_rolled_back_and_not_retried_until_something_change
     again = decide(parse_spec({}), rolled.memory, 5, "2", restored, NOW)
     assert again.patch is None and again.phase == c.PHASE_ROLLED_BACK
     moved = decide(parse_spec({}), rolled.memory, 5, "3", restored, NOW)
-    assert moved.patched_version == "3" and moved.memory.failed_version is None
+    assert moved.patch == pin_patch("runtime", URI.format(3), "3")
+    assert moved.memory.failed_version is None
     edited = decide(parse_spec({}), rolled.memory, 6, "2", restored, NOW)
-    assert edited.patched_version == "2"
+    assert edited.patch == pin_patch("runtime", URI.format(2), "2")
 
 
 def test_without_rollback_a_stalled_rollout_is_degraded_and_left_alone() -> None:
@@ -220,8 +222,30 @@ def test_condition_transition_time_moves_only_when_the_status_flips() -> None:
     assert flipped[0]["lastTransitionTime"] == "t3" and flipped[0]["status"] == "False"
 
 
-def test_backoff_doubles_from_the_poll_interval_up_to_the_cap() -> None:
-    assert [backoff_seconds(n, 10, 60) for n in (1, 2, 3, 4, 9)] == [10, 20, 40, 60, 60]
+def test_registry_retries_double_from_the_poll_interval_up_to_the_cap_with_jitter() -> None:
+    settings = OperatorSettings(operator_max_backoff_seconds=60)
+    for failures, ceiling in ((1, 10), (2, 20), (3, 40), (4, 60), (9, 60)):
+        delays = {settings.retry_delay(failures, 10) for _ in range(40)}
+        assert all(ceiling / 2 <= delay <= ceiling for delay in delays), (failures, delays)
+        assert len(delays) > 1  # jitter: replicas that failed together do not retry together
+    below_poll = OperatorSettings(operator_max_backoff_seconds=2)
+    assert all(1 <= below_poll.retry_delay(n, 10) <= 2 for n in (1, 5))
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("ARTPULSE_OPERATOR_MAX_BACKOFF_SECONDS", "0"),
+        ("ARTPULSE_OPERATOR_REGISTRY_TIMEOUT_SECONDS", "-1"),
+        ("ARTPULSE_OPERATOR_WEBHOOK_PORT", "70000"),
+    ],
+)
+def test_operator_settings_out_of_bounds_fail_at_start(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ValidationError, match=variable.removeprefix("ARTPULSE_").lower()):
+        OperatorSettings()
 
 
 def test_crd_manifest_agrees_with_the_operator() -> None:

@@ -19,21 +19,22 @@ import pytest
 from click.testing import CliRunner
 from mlflow import MlflowClient
 
-from artpulse_jobs.alias_moves import AliasChange, AliasMoveError, apply_alias_changes
+from artpulse_contract.registry.connection import configure_tracking
+from artpulse_contract.registry.lookups import registered_aliases
+from artpulse_contract.registry.moves import AliasChange, AliasMoveError, apply_alias_changes
 from artpulse_jobs.cli import main
-from artpulse_jobs.gate import GateConfig
-from artpulse_jobs.promotion import PROMOTION_EXPERIMENT, PromotionError, promote, rollback
-from artpulse_jobs.promotion_command import EXIT_REFUSED
-from artpulse_jobs.registry import registered_aliases
+from artpulse_jobs.commands.promote import EXIT_REFUSED
+from artpulse_jobs.promotion.promote import PromotionError, promote, rollback
+from artpulse_jobs.promotion.rules import GateConfig
 from artpulse_runtime.constants import (
     ALIAS_CHALLENGER,
     ALIAS_CHAMPION,
     ALIAS_PREVIOUS_CHAMPION,
     LABELS,
     MODEL_NAME,
+    PROMOTION_EXPERIMENT,
 )
 from artpulse_runtime.settings import ArtPulseSettings
-from artpulse_runtime.tracking import configure_tracking
 from support.monitoring import images, module_settings, quick_training
 
 pytestmark = pytest.mark.slow

@@ -13,10 +13,11 @@ import pytest
 from click.testing import CliRunner
 from mlflow import MlflowClient
 
+from artpulse_contract.registry import tags
+from artpulse_contract.registry.lookups import registered_aliases
 from artpulse_jobs.cli import main
-from artpulse_jobs.generate import generate_images
-from artpulse_jobs.registry import registered_aliases
-from artpulse_jobs.retrain import TAG_DRIFT_RUN, TAG_REASON, RetrainError, dataset_folder, retrain
+from artpulse_jobs.data.generate import generate_images
+from artpulse_jobs.monitoring.retrain import RetrainError, dataset_folder, retrain
 from artpulse_runtime.constants import ALIAS_CHALLENGER, ALIAS_CHAMPION, LABELS, MODEL_NAME
 from artpulse_runtime.settings import ArtPulseSettings
 from support.monitoring import trained_champion, write_events
@@ -102,9 +103,9 @@ def test_drift_registers_a_challenger_tagged_with_the_drift_run(
     challenger = registered_aliases(client, MODEL_NAME)[ALIAS_CHALLENGER]
     assert registered_aliases(client, MODEL_NAME)[ALIAS_CHAMPION] == champion.version
     assert challenger != champion.version
-    tags = client.get_model_version(MODEL_NAME, challenger).tags
-    assert tags[TAG_DRIFT_RUN] == report["mlflow_run_id"]
-    assert tags[TAG_REASON] == "drift"
+    recorded = client.get_model_version(MODEL_NAME, challenger).tags
+    assert recorded[tags.RETRAIN_DRIFT_RUN] == report["mlflow_run_id"]
+    assert recorded[tags.RETRAIN_REASON] == "drift"
     run = client.get_run(str(client.get_model_version(MODEL_NAME, challenger).run_id))
     assert run.data.params["n_train"] != "0"
     assert f"version {challenger} registered" in result.output
@@ -119,8 +120,8 @@ def test_force_retrains_from_a_quiet_report(champion: Champion, tmp_path: Path) 
     assert not retrain(champion.settings, report).retrained
     outcome = retrain(champion.settings, report, force=True, new_data_dirs=[tmp_path / "none"])
     assert outcome.retrained and outcome.result is not None
-    tags = MlflowClient().get_model_version(MODEL_NAME, outcome.result.version).tags
-    assert tags[TAG_REASON] == "forced" and tags[TAG_DRIFT_RUN] == "r1"
+    recorded = MlflowClient().get_model_version(MODEL_NAME, outcome.result.version).tags
+    assert recorded[tags.RETRAIN_REASON] == "forced" and recorded[tags.RETRAIN_DRIFT_RUN] == "r1"
     assert any("missing or empty" in note for note in outcome.notes)
 
 

@@ -1,8 +1,8 @@
-"""Model URIs, alias resolution against a real SQLite registry, and retry delays."""
+"""Resolving and loading the configured model against a real SQLite registry, and the count
+of instances serving during a reload."""
 
 from __future__ import annotations
 
-import itertools
 from pathlib import Path
 
 import numpy as np
@@ -12,42 +12,19 @@ from mlflow.tracking import MlflowClient
 from artpulse_runtime.constants import MODEL_NAME
 from artpulse_runtime.loading import (
     ModelLoadError,
-    ModelReference,
     is_serving,
     load_registered_model,
     mark_serving,
-    parse_model_uri,
     resolve_version,
-    retry_delays,
 )
 from artpulse_runtime.settings import ArtPulseSettings
 from support.environment import free_port
 from support.training import train_registered_model
 
 
-@pytest.mark.parametrize(
-    ("uri", "expected"),
-    [
-        ("models:/artpulse-classifier/7", ModelReference("artpulse-classifier", version="7")),
-        ("models:/m@champion", ModelReference("m", alias="champion")),
-        (" models:/m@previous-champion ", ModelReference("m", alias="previous-champion")),
-    ],
-)
-def test_parse_model_uri(uri: str, expected: ModelReference) -> None:
-    assert parse_model_uri(uri) == expected
-    assert parse_model_uri(expected.uri) == expected
-
-
-@pytest.mark.parametrize(
-    "uri", ["runs:/abc/model", "models:/name", "models:/name/latest", "models:/a/1/2", ""]
-)
-def test_invalid_model_uris_are_refused_with_the_expected_forms(uri: str) -> None:
+def test_an_invalid_uri_is_a_load_error_showing_the_expected_forms() -> None:
     with pytest.raises(ModelLoadError, match="models:/<name>/<version>"):
-        parse_model_uri(uri)
-
-
-def test_retry_delays_double_up_to_the_cap() -> None:
-    assert list(itertools.islice(retry_delays(0.5, 3.0), 6)) == [0.5, 1.0, 2.0, 3.0, 3.0, 3.0]
+        resolve_version("sqlite:///unused.db", "runs:/abc/model")
 
 
 def test_serving_count_survives_an_overlapping_reload() -> None:
@@ -70,9 +47,10 @@ def _registry_with_one_version(settings: ArtPulseSettings, tmp_path: Path) -> Ml
 
 
 def test_resolve_pinned_and_alias(settings: ArtPulseSettings, tmp_path: Path) -> None:
-    client = _registry_with_one_version(settings, tmp_path)
-    assert resolve_version(client, parse_model_uri(f"models:/{MODEL_NAME}/1"))[0] == "1"
-    assert resolve_version(client, parse_model_uri(f"models:/{MODEL_NAME}@champion"))[0] == "1"
+    _registry_with_one_version(settings, tmp_path)
+    uri = settings.resolved_tracking_uri
+    assert resolve_version(uri, f"models:/{MODEL_NAME}/1") == "1"
+    assert resolve_version(uri, f"models:/{MODEL_NAME}@champion") == "1"
 
 
 @pytest.mark.parametrize(
@@ -86,9 +64,9 @@ def test_resolve_pinned_and_alias(settings: ArtPulseSettings, tmp_path: Path) ->
 def test_missing_versions_and_aliases_are_named(
     settings: ArtPulseSettings, tmp_path: Path, uri: str, fragment: str
 ) -> None:
-    client = _registry_with_one_version(settings, tmp_path)
+    _registry_with_one_version(settings, tmp_path)
     with pytest.raises(ModelLoadError, match=fragment):
-        resolve_version(client, parse_model_uri(uri))
+        resolve_version(settings.resolved_tracking_uri, uri)
 
 
 def test_unreachable_registry_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -105,7 +83,6 @@ def test_load_resolves_the_alias_to_the_version_and_its_classifier(
     trained = train_registered_model(settings, tmp_path)
     loaded = load_registered_model(settings.resolved_tracking_uri, f"models:/{MODEL_NAME}@champion")
     assert loaded.version == trained.version
-    assert loaded.run_id == trained.run_id
     probabilities = loaded.classifier.predict_proba(np.full((2, 5), 0.5, dtype=np.float32))
     assert probabilities.shape == (2, 5)
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)

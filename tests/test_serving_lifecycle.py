@@ -14,13 +14,13 @@ import mlflow
 import pytest
 import requests
 
-from artpulse_jobs.client import (
+from artpulse_jobs.serving.client import (
     PredictionError,
     image_request_json,
     predict_images_grpc,
     predict_images_rest,
 )
-from artpulse_jobs.serving import server_on_free_ports, stop_server
+from artpulse_jobs.serving.server import server_on_free_ports, stop_server
 from artpulse_runtime.constants import ALIAS_CHAMPION, MODEL_NAME
 from artpulse_runtime.settings import ArtPulseSettings
 from support.environment import free_port

@@ -20,7 +20,7 @@ from click.testing import CliRunner
 from mlserver.grpc import dataplane_pb2_grpc as pb_grpc
 
 from artpulse_jobs.cli import main
-from artpulse_jobs.client import (
+from artpulse_jobs.serving.client import (
     Prediction,
     PredictionError,
     features_request_json,

@@ -15,12 +15,18 @@ import pytest
 from click.testing import CliRunner
 from mlflow import MlflowClient
 
-from artpulse_jobs.candidates import CANDIDATES, TIE_TOLERANCE, candidate_by_name, select_best
+from artpulse_contract.registry.connection import configure_tracking
+from artpulse_contract.registry.lookups import registered_aliases
 from artpulse_jobs.cli import main
-from artpulse_jobs.datasets import DatasetError
-from artpulse_jobs.generate import generate_images
-from artpulse_jobs.registry import registered_aliases
-from artpulse_jobs.train import TrainConfig, TrainResult, run_training
+from artpulse_jobs.data.datasets import DatasetError
+from artpulse_jobs.data.generate import generate_images
+from artpulse_jobs.training.candidates import (
+    CANDIDATES,
+    TIE_TOLERANCE,
+    candidate_by_name,
+    select_best,
+)
+from artpulse_jobs.training.train import TrainConfig, TrainResult, run_training
 from artpulse_runtime.classifier import PROBABILITY_COLUMNS
 from artpulse_runtime.constants import (
     ALIAS_CHALLENGER,
@@ -32,7 +38,6 @@ from artpulse_runtime.constants import (
     REFERENCE_STATS_ARTIFACT,
 )
 from artpulse_runtime.settings import ArtPulseSettings
-from artpulse_runtime.tracking import configure_tracking
 from support.training import train_registered_model
 
 pytestmark = pytest.mark.slow

@@ -12,17 +12,17 @@ import importlib
 import click
 
 COMMANDS: dict[str, str] = {
-    "generate-images": "artpulse_jobs.generate_command:generate_images_command",
-    "train": "artpulse_jobs.train_command:train_command",
-    "models": "artpulse_jobs.models_command:models_command",
-    "serve": "artpulse_jobs.serve_command:serve",
-    "predict": "artpulse_jobs.predict_command:predict",
-    "drift": "artpulse_jobs.drift_command:drift_command",
-    "retrain": "artpulse_jobs.retrain_command:retrain_command",
-    "promote": "artpulse_jobs.promotion_command:promote_command",
-    "rollback": "artpulse_jobs.promotion_command:rollback_command",
-    "operator": "artpulse_jobs.operator_cmd:operator_command",
-    "demo": "artpulse_jobs.demo:demo_command",
+    "generate-images": "artpulse_jobs.commands.generate:generate_images_command",
+    "train": "artpulse_jobs.commands.train:train_command",
+    "models": "artpulse_jobs.commands.models:models_command",
+    "serve": "artpulse_jobs.commands.serve:serve",
+    "predict": "artpulse_jobs.commands.predict:predict",
+    "drift": "artpulse_jobs.commands.drift:drift_command",
+    "retrain": "artpulse_jobs.commands.retrain:retrain_command",
+    "promote": "artpulse_jobs.commands.promote:promote_command",
+    "rollback": "artpulse_jobs.commands.promote:rollback_command",
+    "operator": "artpulse_jobs.commands.operator:operator_command",
+    "demo": "artpulse_jobs.commands.demo:demo_command",
 }
 """Sub-command name -> ``module:attribute`` of its click command, in lifecycle order."""
 

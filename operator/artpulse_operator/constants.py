@@ -18,12 +18,9 @@ KOPF_PREFIX: Final = "artpulse.io"
 FINALIZER: Final = "artpulse.io/operator"
 """Finalizer kopf puts on a resource while the operator's per-resource loop runs."""
 
-PROMOTED_BY_TAG: Final = "artpulse.promoted_by"
-"""Model-version tag naming who promoted a version through ``spec.version``."""
-PROMOTED_AT_TAG: Final = "artpulse.promoted_at"
-"""Model-version tag holding when (UTC, ISO 8601) the operator moved the alias to it."""
 PROMOTED_BY_OPERATOR: Final = "artpulse-operator"
-"""The value of ``PROMOTED_BY_TAG`` is ``artpulse-operator:<namespace>/<resource name>``."""
+"""A promotion through ``spec.version`` tags the version ``artpulse.promoted_by`` =
+``artpulse-operator:<namespace>/<resource name>`` (and the field manager that set it)."""
 
 DEFAULT_POLL_SECONDS: Final = 10
 ROLLOUT_CHECK_SECONDS: Final = 5

@@ -14,16 +14,21 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 
+from artpulse_contract.registry.connection import client_for
+from artpulse_contract.registry.failures import RegistryEntryMissing, RegistryError
+from artpulse_contract.registry.lookups import aliases_of
 from artpulse_operator import constants as c
 from artpulse_operator.config import OperatorSettings
 from artpulse_operator.deployment import (
     ContainerMissing,
     DeploymentMissing,
+    DeploymentView,
     patch_deployment,
     read_deployment,
 )
+from artpulse_operator.promotion import describe as describe_promotion
+from artpulse_operator.promotion import promote_spec_version
 from artpulse_operator.reconcile import Event, Memory, decide
-from artpulse_operator.registry import ModelVersionMissing, Registry, RegistryUnavailable
 from artpulse_operator.spec import InvalidSpec, ModelSpec, parse_spec
 from artpulse_operator.status import flipped, now_iso, set_condition
 
@@ -69,22 +74,12 @@ class CycleResult:
     """(model, alias) the resource follows, for webhook wake-ups; None if the spec is invalid."""
 
 
-def promoted_by(body: Mapping[str, Any]) -> str:
-    """Who promotes: the operator, the resource, and the field manager that set spec.version."""
-    meta = body.get("metadata") or {}
-    who = f"{c.PROMOTED_BY_OPERATOR}:{meta.get('namespace')}/{meta.get('name')}"
-    for entry in meta.get("managedFields") or []:
-        spec_fields = ((entry.get("fieldsV1") or {}).get("f:spec")) or {}
-        if "f:version" in spec_fields and entry.get("manager"):
-            return f"{who} (spec.version set by {entry['manager']})"
-    return who
-
-
 class _StatusWriter:
     """Builds the status patch of one cycle from the resource's previous status."""
 
     def __init__(self, clients: Clients, body: Mapping[str, Any]) -> None:
         self.clients = clients
+        self.body = body
         self.meta = body.get("metadata") or {}
         self.before: Mapping[str, Any] = body.get("status") or {}
         self.conditions: list[dict[str, Any]] = [
@@ -92,6 +87,7 @@ class _StatusWriter:
         ]
         self.now = now_iso()
         self.events: list[Event] = []
+        self.follows: tuple[str, str] | None = None
 
     def condition(self, kind: str, ok: bool, reason: str, message: str) -> None:
         self.conditions = set_condition(self.conditions, kind, ok, reason, message, self.now)
@@ -121,82 +117,75 @@ class _StatusWriter:
         )
 
 
-def _registry_step(
-    writer: _StatusWriter, spec: ModelSpec, uri: str, body: Mapping[str, Any]
-) -> str | None:
+def _registry_step(writer: _StatusWriter, spec: ModelSpec, uri: str) -> str | None:
     """Promote ``spec.version`` if set, and return the version the alias points at."""
-    registry = Registry(uri)
-    if spec.version is not None and registry.promote(
-        spec.model_name, spec.alias, spec.version, promoted_by(body)
-    ):
-        message = f"moved alias {spec.alias!r} of {spec.model_name!r} to version {spec.version}"
+    client = client_for(uri)
+    if spec.version is None:
+        return aliases_of(client, spec.model_name).get(spec.alias)
+    move = promote_spec_version(client, spec, spec.version, writer.body)
+    if move is not None:
+        message = describe_promotion(spec, spec.version, move)
         writer.events.append(Event("Normal", c.REASON_PROMOTED, message))
-    return spec.version or registry.alias_version(spec.model_name, spec.alias)
+    return spec.version
 
 
-def run_cycle(clients: Clients, namespace: str, name: str) -> CycleResult:
-    """Reconcile the resource ``namespace/name`` once and write its status."""
+def _read_resource(clients: Clients, namespace: str, name: str) -> dict[str, Any] | None:
+    """The resource as a dict, or None when it is gone."""
     try:
         found = clients.custom.get_namespaced_custom_object(
             c.GROUP, c.VERSION, namespace, c.PLURAL, name
         )
     except ApiException as error:
         if error.status == 404:
-            return CycleResult(poll_seconds=c.DEFAULT_POLL_SECONDS, gone=True)
+            return None
         raise
-    body: dict[str, Any] = dict(found)  # type: ignore[call-overload]
-    writer = _StatusWriter(clients, body)
-    try:
-        spec = parse_spec(body.get("spec") or {})
-    except InvalidSpec as error:
-        writer.report_change(Event("Warning", c.REASON_INVALID_SPEC, str(error)), c.PHASE_ERROR)
-        writer.write(c.PHASE_ERROR, str(error), {})
-        return CycleResult(c.DEFAULT_POLL_SECONDS, writer.events)
-    follows = (spec.model_name, spec.alias)
-    if spec.paused:
-        writer.write(c.PHASE_PAUSED, "paused: the Deployment is left as it is", {})
-        return CycleResult(spec.poll_seconds, writer.events, follows=follows)
-    uri = spec.tracking_uri or clients.settings.resolved_tracking_uri
-    try:
-        desired = _registry_step(writer, spec, uri, body)
-    except RegistryUnavailable as error:
-        before = list(writer.conditions)
-        writer.condition(c.COND_REGISTRY, False, "Unreachable", str(error))
-        if flipped(before, writer.conditions, c.COND_REGISTRY):
-            writer.events.append(Event("Warning", c.REASON_REGISTRY_DOWN, str(error)))
-        writer.write(None, str(error), {})
-        return CycleResult(
-            spec.poll_seconds, writer.events, registry_error=str(error), follows=follows
-        )
-    except ModelVersionMissing as error:
-        writer.condition(c.COND_REGISTRY, True, "Reachable", f"registry {uri} answers")
-        writer.report_change(Event("Warning", c.REASON_MODEL_MISSING, str(error)), c.PHASE_ERROR)
-        writer.write(c.PHASE_ERROR, str(error), {})
-        return CycleResult(spec.poll_seconds, writer.events, follows=follows)
+    return dict(found)  # type: ignore[call-overload]
+
+
+def _stop_on_error(
+    writer: _StatusWriter, reason: str, error: Exception, poll: int, **fields: Any
+) -> CycleResult:
+    """Report ``error`` as phase Error (an Event only when it changed) and end the cycle."""
+    writer.report_change(Event("Warning", reason, str(error)), c.PHASE_ERROR)
+    writer.write(c.PHASE_ERROR, str(error), fields)
+    return CycleResult(poll, writer.events, follows=writer.follows)
+
+
+def _registry_down(writer: _StatusWriter, spec: ModelSpec, error: RegistryError) -> CycleResult:
+    """Flip ``RegistryReachable`` to False (an Event on the flip) and leave the Deployment."""
     before = list(writer.conditions)
-    writer.condition(
-        c.COND_REGISTRY, True, "Reachable", f"alias {spec.alias!r} -> version {desired}"
+    writer.condition(c.COND_REGISTRY, False, "Unreachable", str(error))
+    if flipped(before, writer.conditions, c.COND_REGISTRY):
+        writer.events.append(Event("Warning", c.REASON_REGISTRY_DOWN, str(error)))
+    writer.write(None, str(error), {})
+    return CycleResult(
+        spec.poll_seconds, writer.events, registry_error=str(error), follows=writer.follows
     )
+
+
+def _registry_up(writer: _StatusWriter, spec: ModelSpec, uri: str, desired: str | None) -> None:
+    """Set ``RegistryReachable`` to True (an Event when it comes back)."""
+    before = list(writer.conditions)
+    message = f"alias {spec.alias!r} -> version {desired}"
+    writer.condition(c.COND_REGISTRY, True, "Reachable", message)
     if flipped(before, writer.conditions, c.COND_REGISTRY) and before:
         writer.events.append(Event("Normal", c.REASON_REGISTRY_BACK, f"registry {uri} answers"))
-    try:
-        view = read_deployment(clients.apps, namespace, spec.deployment, spec.container)
-    except (DeploymentMissing, ContainerMissing) as error:
-        reason = (
-            c.REASON_DEPLOYMENT_MISSING
-            if isinstance(error, DeploymentMissing)
-            else c.REASON_CONTAINER_MISSING
-        )
-        writer.condition(c.COND_DEPLOYMENT, False, reason, str(error))
-        writer.report_change(Event("Warning", reason, str(error)), c.PHASE_ERROR)
-        writer.write(c.PHASE_ERROR, str(error), {"aliasVersion": desired})
-        return CycleResult(spec.poll_seconds, writer.events, follows=follows)
-    writer.condition(c.COND_DEPLOYMENT, True, "Found", f"Deployment {spec.deployment!r}")
+
+
+def _act(
+    clients: Clients,
+    writer: _StatusWriter,
+    spec: ModelSpec,
+    desired: str | None,
+    view: DeploymentView,
+) -> CycleResult:
+    """Decide on the Deployment, patch it if needed, and write the status."""
     memory = Memory.from_status(writer.before)
     generation = int(writer.meta.get("generation") or 0)
     decision = decide(spec, memory, generation, desired, view, writer.now)
     fields: dict[str, Any] = {"aliasVersion": desired, **decision.memory.to_status()}
     if decision.patch is not None:
+        namespace = str(writer.meta.get("namespace"))
         view = patch_deployment(
             clients.apps, namespace, spec.deployment, decision.patch, spec.container
         )
@@ -211,4 +200,41 @@ def run_cycle(clients: Clients, namespace: str, name: str) -> CycleResult:
     poll = spec.poll_seconds
     if decision.memory.rollout is not None:
         poll = min(poll, c.ROLLOUT_CHECK_SECONDS)  # settle (or roll back) without waiting a poll
-    return CycleResult(poll, writer.events, follows=follows)
+    return CycleResult(poll, writer.events, follows=writer.follows)
+
+
+def run_cycle(clients: Clients, namespace: str, name: str) -> CycleResult:
+    """Reconcile the resource ``namespace/name`` once and write its status."""
+    body = _read_resource(clients, namespace, name)
+    if body is None:
+        return CycleResult(poll_seconds=c.DEFAULT_POLL_SECONDS, gone=True)
+    writer = _StatusWriter(clients, body)
+    try:
+        spec = parse_spec(body.get("spec") or {})
+    except InvalidSpec as error:
+        return _stop_on_error(writer, c.REASON_INVALID_SPEC, error, c.DEFAULT_POLL_SECONDS)
+    writer.follows = (spec.model_name, spec.alias)
+    if spec.paused:
+        writer.write(c.PHASE_PAUSED, "paused: the Deployment is left as it is", {})
+        return CycleResult(spec.poll_seconds, writer.events, follows=writer.follows)
+    uri = spec.tracking_uri or clients.settings.resolved_tracking_uri
+    try:
+        desired = _registry_step(writer, spec, uri)
+    except RegistryEntryMissing as error:
+        writer.condition(c.COND_REGISTRY, True, "Reachable", f"registry {uri} answers")
+        return _stop_on_error(writer, c.REASON_MODEL_MISSING, error, spec.poll_seconds)
+    except RegistryError as error:  # unreachable, failing, or an alias move undone
+        return _registry_down(writer, spec, error)
+    _registry_up(writer, spec, uri, desired)
+    try:
+        view = read_deployment(clients.apps, namespace, spec.deployment, spec.container)
+    except (DeploymentMissing, ContainerMissing) as error:
+        reason = (
+            c.REASON_DEPLOYMENT_MISSING
+            if isinstance(error, DeploymentMissing)
+            else c.REASON_CONTAINER_MISSING
+        )
+        writer.condition(c.COND_DEPLOYMENT, False, reason, str(error))
+        return _stop_on_error(writer, reason, error, spec.poll_seconds, aliasVersion=desired)
+    writer.condition(c.COND_DEPLOYMENT, True, "Found", f"Deployment {spec.deployment!r}")
+    return _act(clients, writer, spec, desired, view)

@@ -14,6 +14,7 @@ from typing import Any
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
+from artpulse_contract.registry.uris import pinned_version
 from artpulse_operator.constants import MODEL_VERSION_ANNOTATION, PROGRESS_DEADLINE_EXCEEDED
 from artpulse_runtime.constants import MODEL_URI_ENV
 
@@ -33,13 +34,10 @@ class DeploymentView:
     """The parts of a Deployment the operator decides on."""
 
     name: str
-    generation: int
     env_entry: dict[str, Any] | None
     """The container's ``ARTPULSE_MODEL_URI`` env entry as in the API, None when absent."""
     annotated_version: str | None
     """The pod template's ``artpulse.io/model-version`` annotation."""
-    updated: bool
-    """The controller has seen the latest template (``observedGeneration >= generation``)."""
     complete: bool
     """Every replica runs the latest template and is available."""
     deadline_exceeded: bool
@@ -53,12 +51,7 @@ class DeploymentView:
 
     def served_version(self, model_name: str) -> str | None:
         """The version the pods are pinned to: the annotation, else a pinned URI's number."""
-        if self.annotated_version:
-            return self.annotated_version
-        prefix = f"models:/{model_name}/"
-        uri = self.model_uri or ""
-        suffix = uri[len(prefix) :]
-        return suffix if uri.startswith(prefix) and suffix.isdigit() else None
+        return self.annotated_version or pinned_version(self.model_uri, model_name)
 
     def is_pinned(self, model_uri: str, version: str) -> bool:
         """True when both the env and the annotation already name ``version``."""
@@ -72,22 +65,11 @@ def _progressing(status: Mapping[str, Any]) -> Mapping[str, Any]:
     return {}
 
 
-def view_deployment(body: Mapping[str, Any], container: str) -> DeploymentView:
-    """Read what ``body`` (a Deployment as JSON) serves; raise ``ContainerMissing`` if needed."""
-    meta = body.get("metadata") or {}
+def _rollout_state(body: Mapping[str, Any]) -> tuple[bool, bool, str]:
+    """(complete, deadline exceeded, progress message) of the Deployment's latest template."""
     spec = body.get("spec") or {}
     status = body.get("status") or {}
-    template = spec.get("template") or {}
-    containers = (template.get("spec") or {}).get("containers") or []
-    match = [c for c in containers if c.get("name") == container]
-    if not match:
-        names = ", ".join(repr(c.get("name")) for c in containers) or "none"
-        raise ContainerMissing(
-            f"Deployment {meta.get('name')!r} has no container {container!r} (containers: {names})"
-        )
-    env = [e for e in match[0].get("env") or [] if e.get("name") == MODEL_URI_ENV]
-    annotations = (template.get("metadata") or {}).get("annotations") or {}
-    generation = int(meta.get("generation") or 0)
+    generation = int((body.get("metadata") or {}).get("generation") or 0)
     updated = int(status.get("observedGeneration") or 0) >= generation
     wanted = int(spec.get("replicas", 1))
     ready = int(status.get("updatedReplicas") or 0)
@@ -103,15 +85,30 @@ def view_deployment(body: Mapping[str, Any], container: str) -> DeploymentView:
         and progressing.get("status") == "False"
         and progressing.get("reason") == PROGRESS_DEADLINE_EXCEEDED
     )
+    return complete, exceeded, str(progressing.get("message") or "")
+
+
+def view_deployment(body: Mapping[str, Any], container: str) -> DeploymentView:
+    """Read what ``body`` (a Deployment as JSON) serves; raise ``ContainerMissing`` if needed."""
+    meta = body.get("metadata") or {}
+    template = (body.get("spec") or {}).get("template") or {}
+    containers = (template.get("spec") or {}).get("containers") or []
+    match = [c for c in containers if c.get("name") == container]
+    if not match:
+        names = ", ".join(repr(c.get("name")) for c in containers) or "none"
+        raise ContainerMissing(
+            f"Deployment {meta.get('name')!r} has no container {container!r} (containers: {names})"
+        )
+    env = [e for e in match[0].get("env") or [] if e.get("name") == MODEL_URI_ENV]
+    annotations = (template.get("metadata") or {}).get("annotations") or {}
+    complete, exceeded, progress_message = _rollout_state(body)
     return DeploymentView(
         name=str(meta.get("name")),
-        generation=generation,
         env_entry=dict(env[0]) if env else None,
         annotated_version=annotations.get(MODEL_VERSION_ANNOTATION),
-        updated=updated,
         complete=complete,
         deadline_exceeded=exceeded,
-        progress_message=str(progressing.get("message") or ""),
+        progress_message=progress_message,
     )
 
 

@@ -13,12 +13,13 @@ import logging
 from typing import Any
 
 import kopf
+from aiohttp import web
 from kubernetes.client.exceptions import ApiException
 
+from artpulse_contract.registry.connection import limit_http_waits
 from artpulse_operator import constants as c
-from artpulse_operator.config import OperatorSettings, backoff_seconds
+from artpulse_operator.config import OperatorSettings
 from artpulse_operator.cycle import Clients, connect, crd_served, run_cycle
-from artpulse_operator.registry import limit_http_waits
 from artpulse_operator.spec import InvalidSpec, parse_spec
 from artpulse_operator.webhook import WEBHOOK_PATH, Wakeups, start_server
 
@@ -53,21 +54,28 @@ async def configure(
         )
     memo.clients = clients
     memo.wakeups = Wakeups()
-    port = operator_settings.operator_webhook_port
-    if not port:
-        return
-    if operator_settings.operator_webhook_secret is None:
+    if operator_settings.operator_webhook_port:
+        memo.webhook = await _start_webhook(operator_settings, memo.wakeups, logger)
+
+
+async def _start_webhook(
+    settings: OperatorSettings, wakeups: Wakeups, logger: kopf.Logger
+) -> web.AppRunner:
+    """Start the MLflow webhook receiver; a port without a secret is a permanent error."""
+    if settings.operator_webhook_secret is None:
         raise kopf.PermanentError(
             "ARTPULSE_OPERATOR_WEBHOOK_PORT is set but ARTPULSE_OPERATOR_WEBHOOK_SECRET is not: "
             "unsigned webhooks are refused, so give the secret configured in MLflow"
         )
-    memo.webhook = await start_server(
-        operator_settings.operator_webhook_host,
+    port = settings.operator_webhook_port
+    runner = await start_server(
+        settings.operator_webhook_host,
         port,
-        operator_settings.operator_webhook_secret.get_secret_value(),
-        memo.wakeups,
+        settings.operator_webhook_secret.get_secret_value(),
+        wakeups,
     )
     logger.info(f"MLflow webhook receiver on port {port}, path {WEBHOOK_PATH}")
+    return runner
 
 
 @kopf.on.cleanup()
@@ -152,11 +160,7 @@ async def _follow(
             return
         if result.registry_error is not None:
             memo["failures"] = memo.get("failures", 0) + 1
-            delay = backoff_seconds(
-                memo["failures"],
-                result.poll_seconds,
-                clients.settings.operator_max_backoff_seconds,
-            )
+            delay = clients.settings.retry_delay(memo["failures"], result.poll_seconds)
             raise kopf.TemporaryError(result.registry_error, delay=delay)
         memo["failures"] = 0
         await _pause(memo, stopped, result.poll_seconds)

@@ -11,9 +11,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from artpulse_contract.registry.uris import pinned_uri
 from artpulse_operator import constants as c
 from artpulse_operator.deployment import DeploymentView, pin_patch, restore_patch
-from artpulse_operator.spec import ModelSpec, model_uri
+from artpulse_operator.spec import ModelSpec
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,8 +92,6 @@ class Decision:
     message: str
     memory: Memory
     patch: dict[str, Any] | None = None
-    patched_version: str | None = None
-    """The version the Deployment serves once ``patch`` is applied (when there is a patch)."""
     events: tuple[Event, ...] = field(default_factory=tuple)
 
 
@@ -121,7 +120,6 @@ def _watch_rollout(
             message,
             Memory(failed_version=rollout.version, failed_generation=generation),
             patch=restore_patch(spec.container, rollout.previous_env, rollout.previous_version),
-            patched_version=rollout.previous_version,
             events=(Event("Warning", c.REASON_ROLLED_BACK, message),),
         )
     return None
@@ -140,6 +138,50 @@ def _steady(view: DeploymentView, memory: Memory, version: str) -> tuple[str, st
     return c.PHASE_ROLLING_OUT, f"waiting for Deployment {view.name!r} to become available"
 
 
+def _forget_settled(
+    spec: ModelSpec, memory: Memory, generation: int, desired: str | None, view: DeploymentView
+) -> tuple[Memory, tuple[Event, ...]]:
+    """Drop a completed rollout (reported once) and a failure the alias or the spec moved past."""
+    events: tuple[Event, ...] = ()
+    if memory.rollout is not None and view.complete:
+        if memory.rollout.version == view.served_version(spec.model_name):
+            done = f"Deployment {view.name!r} rolled out version {memory.rollout.version}"
+            events = (Event("Normal", c.REASON_ROLLOUT_DONE, done),)
+        memory = replace(memory, rollout=None)
+    if memory.failed_version is not None and (
+        desired != memory.failed_version or generation != memory.failed_generation
+    ):
+        memory = replace(memory, failed_version=None, failed_generation=None)
+    return memory, events
+
+
+def _pin(
+    spec: ModelSpec,
+    memory: Memory,
+    desired: str,
+    view: DeploymentView,
+    now: str,
+    events: tuple[Event, ...],
+) -> Decision:
+    """Patch the Deployment to ``desired``, remembering the template to restore."""
+    uri = pinned_uri(spec.model_name, desired)
+    if memory.rollout is not None:
+        # The version in flight never became available: keep the last good one to restore.
+        rollout = replace(memory.rollout, version=desired, started_at=now)
+    else:
+        previous = view.served_version(spec.model_name)
+        rollout = Rollout(desired, previous, view.env_entry, now)
+    was = f"version {rollout.previous_version}" if rollout.previous_version else "unpinned"
+    message = f"pinning Deployment {view.name!r} to {uri} (was {was})"
+    return Decision(
+        c.PHASE_ROLLING_OUT,
+        message,
+        replace(memory, rollout=rollout),
+        patch=pin_patch(spec.container, uri, desired),
+        events=(*events, Event("Normal", c.REASON_ROLLOUT, message)),
+    )
+
+
 def decide(
     spec: ModelSpec,
     memory: Memory,
@@ -156,16 +198,7 @@ def decide(
     settled = _watch_rollout(spec, memory, generation, view)
     if settled is not None:
         return settled
-    events: tuple[Event, ...] = ()
-    if memory.rollout is not None and view.complete:
-        if memory.rollout.version == view.served_version(spec.model_name):
-            done = f"Deployment {view.name!r} rolled out version {memory.rollout.version}"
-            events = (Event("Normal", c.REASON_ROLLOUT_DONE, done),)
-        memory = replace(memory, rollout=None)
-    if memory.failed_version is not None and (
-        desired != memory.failed_version or generation != memory.failed_generation
-    ):
-        memory = replace(memory, failed_version=None, failed_generation=None)
+    memory, events = _forget_settled(spec, memory, generation, desired, view)
     if desired is None:
         message = f"alias {spec.alias!r} of model {spec.model_name!r} points at no version"
         return Decision(c.PHASE_PENDING, message, memory, events=events)
@@ -175,23 +208,7 @@ def decide(
             "or the spec to change"
         )
         return Decision(c.PHASE_ROLLED_BACK, message, memory, events=events)
-    uri = model_uri(spec.model_name, desired)
-    if view.is_pinned(uri, desired):
+    if view.is_pinned(pinned_uri(spec.model_name, desired), desired):
         phase, message = _steady(view, memory, desired)
         return Decision(phase, message, memory, events=events)
-    if memory.rollout is not None:
-        # The version in flight never became available: keep the last good one to restore.
-        rollout = replace(memory.rollout, version=desired, started_at=now)
-    else:
-        previous = view.served_version(spec.model_name)
-        rollout = Rollout(desired, previous, view.env_entry, now)
-    was = f"version {rollout.previous_version}" if rollout.previous_version else "unpinned"
-    message = f"pinning Deployment {view.name!r} to {uri} (was {was})"
-    return Decision(
-        c.PHASE_ROLLING_OUT,
-        message,
-        replace(memory, rollout=rollout),
-        patch=pin_patch(spec.container, uri, desired),
-        patched_version=desired,
-        events=(*events, Event("Normal", c.REASON_ROLLOUT, message)),
-    )
+    return _pin(spec, memory, desired, view, now, events)

@@ -114,8 +114,3 @@ def parse_spec(spec: Mapping[str, Any]) -> ModelSpec:
         rollback_on_failure=_flag(spec, "rollbackOnFailure", True),
         paused=_flag(spec, "paused", False),
     )
-
-
-def model_uri(model_name: str, version: str) -> str:
-    """The pinned URI a pod loads: ``models:/<name>/<version>`` (never an alias)."""
-    return f"models:/{model_name}/{version}"

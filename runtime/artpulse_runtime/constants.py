@@ -28,6 +28,11 @@ OUTPUT_FEATURES: Final = "features"
 PROBABILITY_COLUMN_PREFIX: Final = "proba_"
 """The pyfunc model's output names its probability columns ``proba_<label>``."""
 
+TRAINING_EXPERIMENT: Final = "training"
+DRIFT_EXPERIMENT: Final = "drift"
+PROMOTION_EXPERIMENT: Final = "promotion"
+"""MLflow experiments of training runs, drift checks and promotions or rollbacks."""
+
 REFERENCE_STATS_ARTIFACT: Final = "reference_stats.json"
 HOLDOUT_ARTIFACT: Final = "evaluation/holdout.npz"
 DRIFT_REPORT_JSON: Final = "drift_report.json"

@@ -23,6 +23,7 @@ from mlserver.errors import MLServerError, ModelNotReady
 from mlserver.settings import ModelSettings
 from mlserver.types import InferenceRequest, InferenceResponse, MetadataModelResponse
 
+from artpulse_contract.backoff import Backoff
 from artpulse_runtime.batching import FeatureBatcher
 from artpulse_runtime.codecs import KIND_IMAGE, decode_request, encode_response
 from artpulse_runtime.constants import LABELS
@@ -34,7 +35,6 @@ from artpulse_runtime.loading import (
     is_serving,
     load_registered_model,
     mark_serving,
-    retry_delays,
 )
 from artpulse_runtime.runtime_settings import ServingSettings
 from artpulse_runtime.serving_metrics import RecorderGauges, serving_metrics
@@ -93,8 +93,11 @@ class ArtPulseRuntime(MLModel):
             return False
         return True
 
+    def _backoff(self) -> Backoff:
+        return Backoff(self._serving.load_retry_initial, self._serving.load_retry_max)
+
     async def _reload(self) -> None:
-        delays = retry_delays(self._serving.load_retry_initial, self._serving.load_retry_max)
+        delays = self._backoff().delays()
         for attempt in range(1, self._serving.reload_attempts + 1):
             try:
                 await self._attempt()
@@ -109,16 +112,16 @@ class ArtPulseRuntime(MLModel):
                 await asyncio.sleep(next(delays))
 
     async def _retry_until_loaded(self) -> None:
-        for delay in retry_delays(self._serving.load_retry_initial, self._serving.load_retry_max):
+        delays = self._backoff().delays()
+        delay = next(delays)
+        while True:
             await asyncio.sleep(delay)
+            delay = next(delays)
             try:
                 await self._attempt()
             except Exception as exc:  # keep retrying whatever failed; the log says what
                 logger.error(
-                    "model %r still not ready (next try in %.1f s): %s",
-                    self.name,
-                    min(delay * 2, self._serving.load_retry_max),
-                    exc,
+                    "model %r still not ready (next try in %.1f s): %s", self.name, delay, exc
                 )
                 continue
             self.ready = True

@@ -60,6 +60,11 @@ class ArtPulseSettings(BaseSettings):
             return self.events_url
         return f"sqlite:///{self.state_dir.resolve() / 'events.db'}"
 
+    @property
+    def feature_cache_dir(self) -> Path:
+        """Folder of the feature cache (created on first use): features by image content."""
+        return self.ensure_state_dir() / "feature-cache"
+
     def ensure_state_dir(self) -> Path:
         """Create the state folder if needed and return its absolute path."""
         path = self.state_dir.resolve()

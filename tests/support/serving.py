@@ -12,13 +12,13 @@ import mlflow.pyfunc
 import pytest
 import sqlalchemy as sa
 
-from artpulse_jobs.generate import generate_images
-from artpulse_jobs.serving import ServerHandle, server_on_free_ports
+from artpulse_contract.registry.connection import configure_tracking
+from artpulse_jobs.data.generate import generate_images
+from artpulse_jobs.serving.server import ServerHandle, server_on_free_ports
 from artpulse_runtime.classifier import ArtPulseClassifier
 from artpulse_runtime.constants import ALIAS_CHAMPION, MODEL_NAME
 from artpulse_runtime.events import prediction_events
 from artpulse_runtime.settings import ArtPulseSettings
-from artpulse_runtime.tracking import configure_tracking
 from support.training import train_registered_model
 
 ENV_NAMES = (

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from artpulse_jobs.generate import generate_images
-from artpulse_jobs.train import TrainConfig, TrainResult, run_training
+from artpulse_jobs.data.generate import generate_images
+from artpulse_jobs.training.train import TrainConfig, TrainResult, run_training
 from artpulse_runtime.settings import ArtPulseSettings
 
 

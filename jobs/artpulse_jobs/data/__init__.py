@@ -1,0 +1,1 @@
+"""Labelled image datasets: the synthetic style generator, folder loading and the feature cache."""

@@ -1,0 +1,1 @@
+"""``artpulse demo``: the local loop, step by step."""
