@@ -62,8 +62,13 @@ class ArtPulseClassifier(PythonModel):
     def predict(
         self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
     ) -> pd.DataFrame:
-        """Predict a ``label`` column and ``proba_<label>`` columns for each feature row."""
+        """Predict a ``label`` column and ``proba_<label>`` columns for each feature row.
+
+        The labels are an ``object`` column: pandas 3 would infer its ``str`` dtype, which
+        stock MLServer (``mlserver_mlflow.MLflowRuntime``) cannot encode in a V2 response.
+        """
         probabilities = self.predict_proba(as_feature_matrix(model_input))
         frame = pd.DataFrame(probabilities.astype(np.float64), columns=list(PROBABILITY_COLUMNS))
-        frame.insert(0, "label", [LABELS[i] for i in probabilities.argmax(axis=1)])
+        labels = [LABELS[i] for i in probabilities.argmax(axis=1)]
+        frame.insert(0, "label", pd.Series(labels, dtype=object))
         return frame
