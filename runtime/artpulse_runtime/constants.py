@@ -1,8 +1,6 @@
-"""Names shared by the runtime, the jobs, the operator and the tests.
-
-This module is the single source of truth for them; ``../shared/docs/architecture.md``
-follows it.
-"""
+"""Names shared by the runtime, the jobs, the operator and the tests: the one place each is
+defined (model and alias names, labels and feature columns, V2 tensor names, artifacts and
+environment variables)."""
 
 from typing import Final
 

@@ -17,6 +17,7 @@ from artpulse_jobs.commands.options import drift_options, monitoring_settings, r
 from artpulse_jobs.data.datasets import DatasetError
 from artpulse_jobs.monitoring.drift import DriftError
 from artpulse_jobs.monitoring.retrain import RetrainError, read_report, retrain
+from artpulse_jobs.monitoring.settings import MonitoringSettings
 from artpulse_jobs.reporting import describe_drift
 from artpulse_jobs.training.fitting import TrainingError
 
@@ -25,6 +26,32 @@ DRIFT_ERRORS = (DriftError, RegistryError, MlflowException, SQLAlchemyError, Val
 
 TRAINING_ERRORS = (RetrainError, DatasetError, TrainingError, RegistryError, MlflowException)
 """Failures of the retraining itself."""
+
+
+def _drift_report(
+    settings: MonitoringSettings,
+    report_path: Path | None,
+    force: bool,
+    notes: list[str],
+    drift: dict[str, Any],
+) -> dict[str, Any] | None:
+    """The report at ``report_path``, else a fresh drift check's; None when that failed and
+    ``force`` retrains anyway (noted)."""
+    try:
+        if report_path is not None:
+            report = read_report(report_path)
+            click.echo(f"drift report {report_path}: {report.get('summary', report['verdict'])}")
+            return report
+        result = run_drift_options(settings, **drift)
+        click.echo(describe_drift(result))
+        return result.report
+    except DRIFT_ERRORS as error:
+        if not force:
+            raise click.ClickException(f"drift check failed: {error}") from error
+        notes.append(f"drift check failed ({error}); retraining because of --force")
+        return None
+    except RetrainError as error:
+        raise click.ClickException(str(error)) from error
 
 
 @click.command("retrain")
@@ -63,21 +90,7 @@ def retrain_command(
     """
     settings = monitoring_settings()
     notes: list[str] = []
-    report = None
-    try:
-        if report_path is not None:
-            report = read_report(report_path)
-            click.echo(f"drift report {report_path}: {report.get('summary', report['verdict'])}")
-        else:
-            result = run_drift_options(settings, **drift)
-            report = result.report
-            click.echo(describe_drift(result))
-    except DRIFT_ERRORS as error:
-        if not force:
-            raise click.ClickException(f"drift check failed: {error}") from error
-        notes.append(f"drift check failed ({error}); retraining because of --force")
-    except RetrainError as error:
-        raise click.ClickException(str(error)) from error
+    report = _drift_report(settings, report_path, force, notes, drift)
     extra = list(new_data_dirs)
     if not extra and settings.new_data_dir is not None:
         extra = [settings.new_data_dir]

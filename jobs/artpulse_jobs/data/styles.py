@@ -1,10 +1,13 @@
 """Drawing the five art styles of the feature contract, with label-preserving variation.
 
-Each style follows the reference drawing of ``../shared/docs/feature-contract.md`` at a
-nominal side of 256 px; every length (line widths, rectangle sizes, radii, noise grain) is
-scaled with the image so a style looks the same at any size. ``Variation`` adds what real
-art has and the label survives: size and aspect ratio, small colour and count jitter, and
-JPEG re-encoding. ``Variation.none()`` draws exactly the reference styles.
+Each style follows its reference drawing at a nominal side of 256 px: ``minimal`` (two thin
+grey outlines on light grey), ``neo-pop`` (bright filled rectangles with black outlines),
+``surreal`` (a sinusoidal colour field, circle outlines, detail enhanced), ``monochrome``
+(grey ellipses on grey) and ``vibrant`` (green- and blue-lifted noise with bright lines).
+Every length (line widths, rectangle sizes, radii, noise grain) is scaled with the image so a
+style looks the same at any size. ``Variation`` adds what real art has and the label
+survives: size and aspect ratio, small colour and count jitter, and JPEG re-encoding.
+``Variation.none()`` draws exactly the reference styles.
 """
 
 from __future__ import annotations
