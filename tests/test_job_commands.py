@@ -23,6 +23,7 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
+from artpulse_contract.registry.connection import use_registry
 from artpulse_runtime.constants import (
     ALIAS_CHALLENGER,
     ALIAS_CHAMPION,
@@ -103,7 +104,7 @@ def test_bootstrap_and_cronjob_commands_run_with_their_manifest_environment(
         v["value"] for v in runtime["containers"][0]["env"] if v["name"] == MODEL_URI_ENV
     )
     assert initial_uri == f"models:/{MODEL_NAME}/{champion.version}"
-    mlflow.set_tracking_uri(registry_uri)
+    use_registry(registry_uri)  # both URIs: another test may have left the registry URI set
     model = mlflow.pyfunc.load_model(initial_uri)
     rows = pd.DataFrame(np.full((2, len(FEATURE_NAMES)), 0.5), columns=list(FEATURE_NAMES))
     labels = list(model.predict(rows)["label"])
