@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from artpulse_jobs.data.generate import generate_images
+from artpulse_jobs.data.generate import DEFAULT_SIZE, generate_images
 from artpulse_jobs.data.styles import DEFAULT_VARIATION, Variation
 from artpulse_runtime.constants import LABELS
 
@@ -28,7 +28,7 @@ from artpulse_runtime.constants import LABELS
 )
 @click.option(
     "--size",
-    default=256,
+    default=DEFAULT_SIZE,
     show_default=True,
     type=click.IntRange(min=16),
     help="Nominal image side in pixels; with variation each image varies around it.",

@@ -18,6 +18,9 @@ from artpulse_jobs.data.parallel import available_cores, process_pool
 from artpulse_jobs.data.styles import DEFAULT_VARIATION, Variation, draw_style
 from artpulse_runtime.constants import LABELS
 
+DEFAULT_SIZE = 256
+"""Nominal image side in pixels."""
+
 PARALLEL_THRESHOLD = 200
 """Below this many images the pool's start-up costs more than it saves."""
 
@@ -33,7 +36,7 @@ def image_rng(seed: int, label: str, index: int) -> np.random.Generator:
 def generate_image(
     label: str,
     index: int,
-    size: int = 256,
+    size: int = DEFAULT_SIZE,
     seed: int = 0,
     variation: Variation = DEFAULT_VARIATION,
 ) -> bytes:
@@ -57,7 +60,7 @@ def _write_image(task: _Task) -> Path:
 def generate_images(
     output: Path,
     per_label: int,
-    size: int = 256,
+    size: int = DEFAULT_SIZE,
     seed: int = 0,
     labels: Sequence[str] = LABELS,
     progress: bool = False,
