@@ -23,7 +23,7 @@ def describe(error: BaseException) -> str:
     """An error in one line (SQLAlchemy's own message repeats the statement and every
     parameter of the batch)."""
     cause = error.orig if isinstance(error, sa.exc.DBAPIError) and error.orig else error
-    return f"{type(cause).__name__}: {cause}"
+    return f"{type(cause).__name__}: {' '.join(str(cause).split())}"
 
 
 def is_data_error(error: BaseException) -> bool:
