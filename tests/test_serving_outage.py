@@ -7,6 +7,7 @@ The servers run on the registry of the shared served model (``support.serving_pl
 from __future__ import annotations
 
 import signal
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -66,58 +67,66 @@ def distinct_event_ids(url: str) -> int:
     return int(count)
 
 
+def predict_into_an_outage(
+    server: ServerHandle, postgres: RestartablePostgres, before: int, during: int
+) -> tuple[int, int]:
+    """``before`` requests written to the store, PostgreSQL stopped, ``during`` requests more;
+    returns the events of each."""
+    events_before = predict(server, before)
+    wait_for("events written before the outage", lambda: stored(postgres.url) == events_before)
+    postgres.stop()
+    return events_before, predict(server, during)
+
+
+@pytest.fixture
+def postgres() -> Iterator[RestartablePostgres]:
+    with restartable_postgres() as server:
+        yield server
+
+
 def test_sigterm_during_an_outage_then_a_restart_loses_nothing(
-    served: Served, tmp_path: Path
+    served: Served, postgres: RestartablePostgres, tmp_path: Path
 ) -> None:
     spool = tmp_path / "spool"
-    with restartable_postgres() as postgres:
-        env = env_for(postgres, spool)
-        with server_on_free_ports(served.settings, env=env) as first:
-            before = predict(first, 10)
-            wait_for("events written before the outage", lambda: stored(postgres.url) == before)
-            postgres.stop()
-            during = predict(first, 40)
-            assert stop_server(first.process) == 0  # SIGTERM, as the kubelet sends it
-        assert "Traceback" not in first.log_text()
-        assert spool_files(spool), "SIGTERM with the database down left no spool"
-        postgres.start()
-        with server_on_free_ports(served.settings, env=env) as second:
-            wait_for(
-                "the spool replayed by the restarted server",
-                lambda: stored(postgres.url) == before + during,
-                60,
-            )
-            after = predict(second, 5)
-            wait_for("new events too", lambda: stored(postgres.url) == before + during + after)
-            assert metric(second, "artpulse_events_dropped_total") == 0
-        assert spool_files(spool) == []
-        assert distinct_event_ids(postgres.url) == before + during + after
+    env = env_for(postgres, spool)
+    with server_on_free_ports(served.settings, env=env) as first:
+        before, during = predict_into_an_outage(first, postgres, 10, 40)
+        assert stop_server(first.process) == 0  # SIGTERM, as the kubelet sends it
+    assert "Traceback" not in first.log_text()
+    assert spool_files(spool), "SIGTERM with the database down left no spool"
+    postgres.start()
+    with server_on_free_ports(served.settings, env=env) as second:
+        wait_for(
+            "the spool replayed by the restarted server",
+            lambda: stored(postgres.url) == before + during,
+            60,
+        )
+        after = predict(second, 5)
+        wait_for("new events too", lambda: stored(postgres.url) == before + during + after)
+        assert metric(second, "artpulse_events_dropped_total") == 0
+    assert spool_files(spool) == []
+    assert distinct_event_ids(postgres.url) == before + during + after
 
 
 def test_sigkill_during_an_outage_loses_only_what_was_not_yet_spooled(
-    served: Served, tmp_path: Path
+    served: Served, postgres: RestartablePostgres, tmp_path: Path
 ) -> None:
-    spool = tmp_path / "spool"
-    with restartable_postgres() as postgres:
-        env = env_for(postgres, spool)
-        with server_on_free_ports(served.settings, env=env) as first:
-            before = predict(first, 5)
-            wait_for("events written before the outage", lambda: stored(postgres.url) == before)
-            postgres.stop()
-            during = predict(first, 30)
-            # Within one flush interval every event is on disk; then the process is killed.
-            wait_for(
-                "every event of the outage spooled",
-                lambda: metric(first, "artpulse_events_spooled") == during,
-                30,
-            )
-            first.process.send_signal(signal.SIGKILL)
-            first.process.wait()
-        postgres.start()
-        with server_on_free_ports(served.settings, env=env):
-            wait_for(
-                "the killed server's spool replayed",
-                lambda: stored(postgres.url) == before + during,
-                60,
-            )
-        assert distinct_event_ids(postgres.url) == before + during
+    env = env_for(postgres, tmp_path / "spool")
+    with server_on_free_ports(served.settings, env=env) as first:
+        before, during = predict_into_an_outage(first, postgres, 5, 30)
+        # Within one flush interval every event is on disk; then the process is killed.
+        wait_for(
+            "every event of the outage spooled",
+            lambda: metric(first, "artpulse_events_spooled") == during,
+            30,
+        )
+        first.process.send_signal(signal.SIGKILL)
+        first.process.wait()
+    postgres.start()
+    with server_on_free_ports(served.settings, env=env):
+        wait_for(
+            "the killed server's spool replayed",
+            lambda: stored(postgres.url) == before + during,
+            60,
+        )
+    assert distinct_event_ids(postgres.url) == before + during

@@ -31,10 +31,15 @@ from artpulse_runtime.settings import ArtPulseSettings
 SERVER_ENV_DEFAULTS: Mapping[str, str] = {
     "MLSERVER_PARALLEL_WORKERS": "0",
     "MLSERVER_DEBUG": "false",
+    "MALLOC_ARENA_MAX": "2",
+    "MALLOC_MMAP_THRESHOLD_": str(1024 * 1024),
 }
 """Defaults applied when the environment does not set them: no worker processes (the runtime
-decodes images on threads in-process, which is faster than MLServer's inter-process hop) and
-no per-request access log. (The gRPC message bound is ``ARTPULSE_MAX_GRPC_MESSAGE_BYTES``.)"""
+decodes images on threads in-process, which is faster than MLServer's inter-process hop), no
+per-request access log, and glibc malloc settings that give request-sized buffers back to
+the system when freed (with its defaults, buffers up to 32 MiB stay in per-thread arenas:
+bench/memory.py measured 1.3 GiB instead of 0.76 GiB for ten concurrent max-size requests).
+(The gRPC message bound is ``ARTPULSE_MAX_GRPC_MESSAGE_BYTES``.)"""
 
 SERVER_MODULE = "artpulse_runtime.server"
 """The module ``python -m`` runs: MLServer behind the ArtPulse guard."""

@@ -2,12 +2,15 @@
 
 Listed methods only (anything else, e.g. ``ModelStreamInfer``, is refused); health and
 readiness open; inference and metadata need an API key when keys are configured; the
-repository RPCs need an operator key. ``ModelInfer`` is also checked for the model it
-names, its raw contents and the in-flight byte budget before MLServer decodes it.
+repository RPCs need an operator key. A ``ModelInfer`` message is held to the in-flight
+byte budget as soon as its bytes arrive, before protobuf parses them (a refused message
+costs no parsed copy), then checked for the model it names and its raw contents before
+MLServer decodes it.
 """
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -72,6 +75,33 @@ def _unary(handler: grpc.RpcMethodHandler, behavior: Behavior) -> grpc.RpcMethod
     )
 
 
+class _Received:
+    """A ``ModelInfer`` message as it arrived: parsed, or the refusal of its size.
+
+    Its bytes stay reserved in the budget until ``release`` (or until the object is gone,
+    should the call end before its handler runs).
+    """
+
+    def __init__(self, refusal: Refusal | None = None) -> None:
+        self.refusal = refusal
+        self.message: pb.ModelInferRequest | None = None
+        self.release: Callable[[], object] = lambda: None
+
+
+def _budgeted(policy: GuardPolicy, parse: Callable[[bytes], Any]) -> Callable[[bytes], _Received]:
+    def deserialize(raw: bytes) -> _Received:
+        size = len(raw)
+        refusal = policy.reserve(size)
+        if refusal is not None:
+            return _Received(refusal)
+        received = _Received()
+        received.release = weakref.finalize(received, policy.in_flight.release, size)
+        received.message = parse(raw)
+        return received
+
+    return deserialize
+
+
 class GrpcGuard(aio.ServerInterceptor):
     """Applies ``GuardPolicy`` to every RPC."""
 
@@ -97,7 +127,11 @@ class GrpcGuard(aio.ServerInterceptor):
         if method in (MODEL_READY, MODEL_METADATA):
             return _unary(handler, self._checking_model(handler.unary_unary))
         if method == MODEL_INFER:
-            return _unary(handler, self._checking_infer(handler.unary_unary))
+            return grpc.unary_unary_rpc_method_handler(
+                self._checking_infer(handler.unary_unary),
+                request_deserializer=_budgeted(self._policy, handler.request_deserializer),
+                response_serializer=handler.response_serializer,
+            )
         return handler
 
     def _check(self, method: str, metadata: Any) -> Refusal | None:
@@ -126,23 +160,22 @@ class GrpcGuard(aio.ServerInterceptor):
 
         return checked
 
-    def _checking_infer(self, behavior: Behavior) -> Behavior:
+    def _checking_infer(self, behavior: Behavior) -> Callable[..., Awaitable[Any]]:
         policy = self._policy
 
-        async def checked(request: pb.ModelInferRequest, context: aio.ServicerContext) -> Any:
-            refusal = policy.check_model(request.model_name, request.model_version or None)
-            if refusal is None:
-                problem = raw_contents_problem(request)
-                if problem is not None:
-                    refusal = Refusal(REASON_MALFORMED, 400, problem)
-            size = request.ByteSize()
-            if refusal is None:
-                refusal = policy.reserve(size)
-            if refusal is not None:
-                await context.abort(refusal.grpc_code, refusal.record().message)
+        async def checked(received: _Received, context: aio.ServicerContext) -> Any:
             try:
+                refusal, request = received.refusal, received.message
+                if refusal is None and request is not None:
+                    refusal = policy.check_model(request.model_name, request.model_version or None)
+                if refusal is None and request is not None:
+                    problem = raw_contents_problem(request)
+                    if problem is not None:
+                        refusal = Refusal(REASON_MALFORMED, 400, problem)
+                if refusal is not None:
+                    await context.abort(refusal.grpc_code, refusal.record().message)
                 return await behavior(request, context)
             finally:
-                policy.in_flight.release(size)
+                received.release()
 
         return checked

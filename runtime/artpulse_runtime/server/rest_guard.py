@@ -1,38 +1,31 @@
 """ASGI middleware in front of MLServer's REST app: keys, routes, models, body bounds, liveness.
 
-The body of an inference request is read here, chunk by chunk, and refused (413) as soon as
-it is over ``ARTPULSE_MAX_REQUEST_BYTES`` (at once when ``Content-Length`` says so), and
-(503) when the bytes of the requests in flight would exceed their budget; gzip bodies are
-decoded here with the same bound. MLServer then gets the body in one piece, with the key
-headers removed so they never reach the model or a log.
+The body of an inference request is read here first (``rest_body``: bounded, held to the
+in-flight budget); MLServer then gets it in one piece, with the key headers removed so they
+never reach the model or a log.
 """
 
 from __future__ import annotations
 
 import json
-import zlib
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
 
-from artpulse_runtime.refusals import REASON_MALFORMED, REASON_NOT_FOUND
+from artpulse_runtime.refusals import REASON_NOT_FOUND
 from artpulse_runtime.server.auth import API_KEY_HEADER, AUTHORIZATION, presented_key
 from artpulse_runtime.server.policy import GuardPolicy, Refusal, shown
+from artpulse_runtime.server.rest_body import (
+    ASGIApp,
+    ClientDisconnected,
+    Receive,
+    Reservation,
+    Scope,
+    Send,
+    read_body,
+    replaying,
+    with_body_headers,
+)
 from artpulse_runtime.server.rest_routes import LIVE_PATH, Access, Match, match_route
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-
 _KEY_HEADERS = frozenset({AUTHORIZATION.encode(), API_KEY_HEADER.encode()})
-_BODY_HEADERS = frozenset({b"content-length", b"content-encoding"})
-_GZIP = "gzip"
-_IDENTITY = ("", "identity")
-
-
-class ClientDisconnected(Exception):
-    """The client went away while its body was being read."""
 
 
 async def send_error(send: Send, status: int, message: str) -> None:
@@ -45,13 +38,6 @@ async def send_error(send: Send, status: int, message: str) -> None:
         headers.append((b"retry-after", b"1"))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
-
-
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope["headers"]:
-        if key == name:
-            return str(value.decode("latin-1"))
-    return None
 
 
 class RestGuard:
@@ -112,107 +98,18 @@ class RestGuard:
         return None
 
     async def _with_body(self, scope: Scope, receive: Receive, send: Send) -> None:
-        reserved = [0]
+        reservation = Reservation(self._policy)
         try:
             try:
-                body_or_refusal = await self._read_body(scope, receive, reserved)
+                body = await read_body(scope, receive, self._policy, reservation)
             except ClientDisconnected:
                 return
-            if isinstance(body_or_refusal, Refusal):
-                refusal = body_or_refusal.record()
+            if isinstance(body, Refusal):
+                refusal = body.record()
                 await send_error(send, refusal.status, refusal.message)
                 return
-            await self._app(
-                self._with_body_headers(scope, body_or_refusal),
-                self._replay(body_or_refusal, receive),
-                send,
-            )
+            inner_scope, inner_receive = with_body_headers(scope, body), replaying(body, receive)
+            del body  # MLServer takes the one reference left: a body is not held twice
+            await self._app(inner_scope, inner_receive, send)
         finally:
-            self._policy.in_flight.release(reserved[0])
-
-    def _reserve(self, size: int, reserved: list[int]) -> Refusal | None:
-        refusal = self._policy.reserve(size)
-        if refusal is None:
-            reserved[0] += size
-        return refusal
-
-    async def _read_body(
-        self, scope: Scope, receive: Receive, reserved: list[int]
-    ) -> bytes | Refusal:
-        policy = self._policy
-        limit = policy.settings.max_request_bytes
-        encoding = (_header(scope, b"content-encoding") or "").strip().lower()
-        if encoding not in (*_IDENTITY, _GZIP):
-            return Refusal(
-                REASON_MALFORMED,
-                415,
-                f"request body encoding {shown(encoding)} is not accepted; send it plain or gzip",
-            )
-        declared_text = _header(scope, b"content-length")
-        declared = int(declared_text) if declared_text and declared_text.isdigit() else None
-        if declared is not None:
-            if declared > limit:
-                return policy.too_large(
-                    declared, limit, "ARTPULSE_MAX_REQUEST_BYTES", "request body"
-                )
-            refusal = self._reserve(declared, reserved)
-            if refusal is not None:
-                return refusal
-        chunks: list[bytes] = []
-        received = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                raise ClientDisconnected
-            chunk = message.get("body", b"")
-            received += len(chunk)
-            if received > limit:
-                return policy.too_large(
-                    received, limit, "ARTPULSE_MAX_REQUEST_BYTES", "request body (so far)"
-                )
-            if declared is None and chunk:
-                refusal = self._reserve(len(chunk), reserved)
-                if refusal is not None:
-                    return refusal
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        body = b"".join(chunks)
-        del chunks
-        if encoding == _GZIP:
-            return self._gunzip(body, reserved)
-        return body
-
-    def _gunzip(self, compressed: bytes, reserved: list[int]) -> bytes | Refusal:
-        policy = self._policy
-        limit = policy.settings.max_request_bytes
-        decoder = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
-        try:
-            body = decoder.decompress(compressed, limit + 1)
-        except zlib.error as exc:
-            return Refusal(REASON_MALFORMED, 400, f"request body is not valid gzip: {exc}")
-        if len(body) > limit or decoder.unconsumed_tail:
-            return policy.too_large(
-                len(body), limit, "ARTPULSE_MAX_REQUEST_BYTES", "decoded request body (at least)"
-            )
-        if not decoder.eof:
-            return Refusal(REASON_MALFORMED, 400, "request body is truncated gzip")
-        refusal = self._reserve(len(body), reserved)
-        return refusal if refusal is not None else body
-
-    @staticmethod
-    def _with_body_headers(scope: Scope, body: bytes) -> Scope:
-        headers = [(k, v) for k, v in scope["headers"] if k not in _BODY_HEADERS]
-        headers.append((b"content-length", str(len(body)).encode()))
-        return {**scope, "headers": headers}
-
-    @staticmethod
-    def _replay(body: bytes, receive: Receive) -> Receive:
-        pending: list[bytes] = [body]
-
-        async def replay() -> Message:
-            if pending:
-                return {"type": "http.request", "body": pending.pop(), "more_body": False}
-            return await receive()
-
-        return replay
+            reservation.release()
