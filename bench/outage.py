@@ -104,7 +104,7 @@ def stored_ids(url: str, prefix: str) -> dict[str, int]:
         .group_by(table.request_id)
     )
     with engine.connect() as connection:
-        rows = dict(connection.execute(query).tuples().all())
+        rows = {str(request_id): int(count) for request_id, count in connection.execute(query)}
     engine.dispose()
     return rows
 
@@ -169,14 +169,14 @@ def long_outage(
         spool_bytes = metric(handle, "artpulse_event_spool_bytes")
         postgres.start()
         started_at = time.monotonic()
-        time.sleep(args.after_seconds)
+        while metric(handle, "artpulse_events_spooled") > 0 and time.monotonic() - started_at < 900:
+            time.sleep(0.5)  # the load goes on meanwhile
+        drained = time.monotonic() - started_at
+        time.sleep(max(args.after_seconds - drained, 0))
         load.stop()
         answered = len(load.answered) * args.rows
         replay = wait_for_store(postgres.url, prefix, answered, 600)
         dropped = metric(handle, "artpulse_events_dropped_total")
-        while metric(handle, "artpulse_events_spooled") > 0 and time.monotonic() - started_at < 900:
-            time.sleep(0.5)
-        drained = time.monotonic() - started_at
     missing, stored = lost(load, postgres.url, prefix)
     rate = during / args.outage_seconds
     bound = ServingSettings().event_spool_max_bytes
@@ -187,8 +187,8 @@ def long_outage(
         f"   events answered {answered}: {during} during the outage ({rate:,.0f}/s)",
         f"   spool at its peak {peak_spooled:,.0f} events, {spool_bytes / 2**20:.1f} MiB "
         f"(~{per_event:.0f} B/event); memory queue peak {peak_memory:.0f} events",
-        f"   spool drained {drained:.1f} s after PostgreSQL restarted (all stored after "
-        f"{replay:.1f} s; the load went on for {args.after_seconds:.0f} s)",
+        f"   spool replayed within {drained:.1f} s of PostgreSQL's restart, under the same load; "
+        f"the last events stored {replay:.1f} s after the load stopped",
         f"   stored {stored}, lost {missing}, drop counter {dropped:.0f}, "
         f"failed requests {load.failed}",
         f"   at this rate the default spool ({bound / 2**20:.0f} MiB) holds "
