@@ -18,6 +18,7 @@ import argparse
 import io
 import json
 import os
+import shutil
 import tempfile
 import threading
 import time
@@ -228,6 +229,7 @@ def main() -> None:
     if args.unguarded:
         measure(settings, image, args, guarded=False)
     print(f"\nload average: {os.getloadavg()}")
+    shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

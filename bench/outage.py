@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -284,6 +285,7 @@ def main() -> None:
             sigkill(settings, postgres, args, work / "spool-kill-up", outage=False)
             sigkill(settings, postgres, args, work / "spool-kill-down", outage=True)
     print(f"\nload average at the end: {os.getloadavg()}")
+    shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,8 @@ class ServingSettings(ArtPulseSettings):
     """Record every prediction in the event store (``ARTPULSE_EVENTS_URL``)."""
 
     event_queue_size: int = 10_000
-    """Events held in memory while the store is slow or down; beyond that they are dropped."""
+    """Most events held in memory (while the store is down they move to the spool every
+    flush interval); events beyond it are dropped and counted."""
 
     event_flush_interval: float = 0.5
     """Longest time, in seconds, an event waits in memory before it is written (or, while

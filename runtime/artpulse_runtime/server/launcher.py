@@ -26,6 +26,8 @@ from mlserver.grpc.servicers import InferenceServicer
 from mlserver.handlers import DataPlane, ModelRepositoryHandlers
 from mlserver.rest import RESTServer
 from mlserver.settings import ModelSettings, Settings
+from mlserver.tracing import get_tracer_provider
+from opentelemetry.instrumentation.grpc import aio_server_interceptor
 
 from artpulse_runtime.server.auth import load_key_ring
 from artpulse_runtime.server.grpc_guard import GrpcGuard
@@ -92,6 +94,9 @@ class GuardedGRPCServer:
         interceptors: list[aio.ServerInterceptor] = [GrpcGuard(self._policy)]
         if self._settings.metrics_endpoint:
             interceptors.append(PromServerInterceptor(enable_handling_time_histogram=True))
+        if self._settings.tracing_server:
+            provider = get_tracer_provider(self._settings)
+            interceptors.append(aio_server_interceptor(tracer_provider=provider))
         limit = self._policy.settings.max_grpc_message_bytes
         self._server = aio.server(
             interceptors=interceptors,
