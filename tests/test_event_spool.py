@@ -301,7 +301,16 @@ def test_a_table_from_before_event_ids_gets_the_column_and_keeps_its_rows(
     old_table = sa.Table(
         prediction_events.name,
         old,
-        *(column.copy() for column in prediction_events.columns if column.name != "event_id"),
+        *(
+            sa.Column(
+                column.name,
+                column.type,
+                primary_key=column.primary_key,
+                nullable=column.nullable,
+            )
+            for column in prediction_events.columns
+            if column.name != "event_id"
+        ),
     )
     engine = sa.create_engine(url)
     old.create_all(engine)
