@@ -17,6 +17,7 @@ COMMANDS: dict[str, str] = {
     "models": "artpulse_jobs.models_command:models_command",
     "serve": "artpulse_jobs.serve_command:serve",
     "predict": "artpulse_jobs.predict_command:predict",
+    "api-key": "artpulse_jobs.api_key_command:api_key_command",
     "drift": "artpulse_jobs.drift_command:drift_command",
     "retrain": "artpulse_jobs.retrain_command:retrain_command",
     "promote": "artpulse_jobs.promotion_command:promote_command",
