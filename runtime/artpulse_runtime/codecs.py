@@ -1,8 +1,9 @@
 """V2 request validation and response encoding for the ``artpulse-classifier`` model.
 
 A request carries exactly one input: ``image`` (BYTES [N]; raw bytes over gRPC, base64
-strings over REST) or ``features`` (FP32 [N, 5]). Every problem raises ``InvalidInputError``
-(MLServer's ``InferenceError``, a 400 / INVALID_ARGUMENT) naming the input and the problem.
+strings over REST) or ``features`` (FP32 [N, 5]), within ``RequestLimits``. Every problem
+raises ``InvalidInputError`` (MLServer's ``InferenceError``, a 400 / INVALID_ARGUMENT) naming
+the input and the problem, with the ``refusals`` reason it is counted under.
 """
 
 from __future__ import annotations
@@ -25,6 +26,12 @@ from artpulse_runtime.constants import (
     OUTPUT_LABEL,
     OUTPUT_PROBABILITIES,
 )
+from artpulse_runtime.refusals import (
+    REASON_INVALID_INPUT,
+    REASON_REQUEST_ID_TOO_LONG,
+    REASON_TOO_MANY_IMAGES,
+    REASON_TOO_MANY_ROWS,
+)
 
 KIND_IMAGE = "image"
 KIND_FEATURES = "features"
@@ -42,6 +49,22 @@ ImagePayload = bytes | str
 
 class InvalidInputError(InferenceError):
     """A request the model cannot answer; the message names the input and the problem."""
+
+    def __init__(self, message: str, reason: str = REASON_INVALID_INPUT) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class RequestLimits:
+    """Per-request bounds (``ARTPULSE_MAX_*``), checked before any element is decoded."""
+
+    max_images: int = 64
+    max_rows: int = 4096
+    max_request_id_length: int = 256
+
+
+DEFAULT_REQUEST_LIMITS = RequestLimits()
 
 
 @dataclass(frozen=True)
@@ -70,8 +93,20 @@ def _requested_outputs(payload: InferenceRequest) -> tuple[str, ...]:
     return names
 
 
-def decode_request(payload: InferenceRequest) -> DecodedRequest:
+def _check_request_id(request_id: str | None, limit: int) -> None:
+    if request_id is not None and len(request_id) > limit:
+        raise InvalidInputError(
+            f"request id is {len(request_id)} characters, above the limit of {limit} "
+            "(ARTPULSE_MAX_REQUEST_ID_LENGTH)",
+            REASON_REQUEST_ID_TOO_LONG,
+        )
+
+
+def decode_request(
+    payload: InferenceRequest, limits: RequestLimits = DEFAULT_REQUEST_LIMITS
+) -> DecodedRequest:
     """Validate ``payload`` and return its one input, or raise InvalidInputError."""
+    _check_request_id(payload.id, limits.max_request_id_length)
     names = [request_input.name for request_input in payload.inputs]
     unknown = [name for name in names if name not in (INPUT_IMAGE, INPUT_FEATURES)]
     if unknown:
@@ -89,14 +124,13 @@ def decode_request(payload: InferenceRequest) -> DecodedRequest:
     shape = list(request_input.shape)
     data = _raw_data(request_input.data)
     if request_input.name == INPUT_IMAGE:
-        images = _image_items(request_input.datatype, shape, data)
+        images = _image_items(request_input.datatype, shape, data, limits.max_images)
         return DecodedRequest(KIND_IMAGE, images=images, outputs=outputs)
-    return DecodedRequest(
-        KIND_FEATURES, features=_feature_rows(request_input.datatype, shape, data), outputs=outputs
-    )
+    rows = _feature_rows(request_input.datatype, shape, data, limits.max_rows)
+    return DecodedRequest(KIND_FEATURES, features=rows, outputs=outputs)
 
 
-def _image_items(datatype: str, shape: list[int], data: Any) -> list[ImagePayload]:
+def _image_items(datatype: str, shape: list[int], data: Any, limit: int) -> list[ImagePayload]:
     if datatype != "BYTES":
         raise InvalidInputError(
             f"input {INPUT_IMAGE!r} has datatype {datatype}; expected BYTES (encoded images)"
@@ -105,6 +139,12 @@ def _image_items(datatype: str, shape: list[int], data: Any) -> list[ImagePayloa
         raise InvalidInputError(
             f"input {INPUT_IMAGE!r} has shape {shape}; expected [N] with N >= 1 (one encoded "
             "image per element)"
+        )
+    if shape[0] > limit:
+        raise InvalidInputError(
+            f"input {INPUT_IMAGE!r} has {shape[0]} images, above the limit of {limit} per "
+            "request (ARTPULSE_MAX_IMAGES_PER_REQUEST); split it into several requests",
+            REASON_TOO_MANY_IMAGES,
         )
     items = data if isinstance(data, list) else [data]
     if len(items) != shape[0]:
@@ -141,7 +181,7 @@ def decode_image_payload(item: ImagePayload, index: int, max_bytes: int) -> byte
         ) from exc
 
 
-def _feature_rows(datatype: str, shape: list[int], data: Any) -> np.ndarray:
+def _feature_rows(datatype: str, shape: list[int], data: Any, limit: int) -> np.ndarray:
     width = len(FEATURE_NAMES)
     if datatype != "FP32":
         raise InvalidInputError(
@@ -151,6 +191,12 @@ def _feature_rows(datatype: str, shape: list[int], data: Any) -> np.ndarray:
         raise InvalidInputError(
             f"input {INPUT_FEATURES!r} has shape {shape}; expected [N, {width}] with columns "
             f"{list(FEATURE_NAMES)}"
+        )
+    if shape[0] > limit:
+        raise InvalidInputError(
+            f"input {INPUT_FEATURES!r} has {shape[0]} rows, above the limit of {limit} per "
+            "request (ARTPULSE_MAX_FEATURE_ROWS_PER_REQUEST); split it into several requests",
+            REASON_TOO_MANY_ROWS,
         )
     try:
         values = np.asarray(data, dtype=np.float32).reshape(-1)

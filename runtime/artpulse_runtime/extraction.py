@@ -1,8 +1,9 @@
 """Images of a request -> feature rows, decoded in a thread pool inside the server process.
 
 Pillow releases the GIL while it decodes and resizes, so threads use every core without the
-inter-process hop of MLServer's parallel workers. One bad image fails its request with a
-message naming its index.
+inter-process hop of MLServer's parallel workers. The pixels decoded at once are bounded
+(``ARTPULSE_DECODE_PIXELS_IN_FLIGHT``): large images take turns, small ones share. One bad
+image fails its request with a message naming its index.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from artpulse_runtime.budget import CapacityBudget
 from artpulse_runtime.codecs import ImagePayload, InvalidInputError, decode_image_payload
 from artpulse_runtime.constants import INPUT_IMAGE
 from artpulse_runtime.errors import ImageDecodeError
@@ -32,10 +34,17 @@ def _reason(exc: ImageDecodeError) -> str:
 class ImageFeatureExtractor:
     """Computes the contract's features of encoded images on a pool of threads."""
 
-    def __init__(self, threads: int, limits: DecodeLimits, metrics: ServingMetrics) -> None:
+    def __init__(
+        self,
+        threads: int,
+        limits: DecodeLimits,
+        metrics: ServingMetrics,
+        pixels_in_flight: int,
+    ) -> None:
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="artpulse-decode")
         self._limits = limits
         self._metrics = metrics
+        self._pixels = CapacityBudget(pixels_in_flight)
 
     def _one(self, item: ImagePayload, index: int) -> np.ndarray:
         started = time.perf_counter()
@@ -45,7 +54,7 @@ class ImageFeatureExtractor:
             self._metrics.decode_failures.labels(reason=REASON_BASE64).inc()
             raise
         try:
-            features = extract_features(data, self._limits)
+            features = extract_features(data, self._limits, self._pixels)
         except ImageDecodeError as exc:
             self._metrics.decode_failures.labels(reason=_reason(exc)).inc()
             raise InvalidInputError(f"input {INPUT_IMAGE!r}[{index}]: {exc}") from exc

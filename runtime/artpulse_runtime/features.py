@@ -11,6 +11,7 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image
 
+from artpulse_runtime.budget import CapacityBudget
 from artpulse_runtime.constants import FEATURE_NAMES, LABELS
 from artpulse_runtime.errors import BatchImageError, ImageDecodeError
 from artpulse_runtime.imaging import DEFAULT_LIMITS, DecodeLimits, prepare_image
@@ -64,9 +65,16 @@ def features_from_prepared(images: Sequence[Image.Image]) -> np.ndarray:
     return np.asarray(rows, dtype=np.float32).reshape(len(rows), len(FEATURE_NAMES))
 
 
-def extract_features(image: ImageInput, limits: DecodeLimits = DEFAULT_LIMITS) -> np.ndarray:
-    """Return the float32 features, shape (5,), of one encoded image or PIL image."""
-    return features_from_prepared([prepare_image(image, limits)])[0]
+def extract_features(
+    image: ImageInput,
+    limits: DecodeLimits = DEFAULT_LIMITS,
+    pixels: CapacityBudget | None = None,
+) -> np.ndarray:
+    """Return the float32 features, shape (5,), of one encoded image or PIL image.
+
+    ``pixels`` bounds the pixels decoded at once across threads (see ``prepare_image``).
+    """
+    return features_from_prepared([prepare_image(image, limits, pixels)])[0]
 
 
 def extract_features_batch(

@@ -1,11 +1,13 @@
 """The MLServer runtime serving ``artpulse-classifier``: image or features in, label out.
 
-``mlserver start runtime/`` loads it (see ``runtime/model-settings.json``). At load it
+The server (``python -m artpulse_runtime.server runtime/``, or plain ``mlserver start
+runtime/``) loads it (see ``runtime/model-settings.json``). At load it
 resolves ``ARTPULSE_MODEL_URI`` to one registry version and loads that version; while the
 registry is unreachable or the version is missing the model stays not-ready and the load is
 retried in the background with capped exponential backoff. A reload through MLServer's
-repository API resolves the URI afresh; if that fails the reload fails and the old instance
-keeps serving. Every prediction is recorded as an event, off the request path.
+repository API (operators only, see ``server``) resolves the URI afresh; if that fails the
+reload fails and the old instance keeps serving. Every prediction is recorded as an event,
+off the request path; a refused request is counted and logged in one line (``refusals``).
 """
 
 from __future__ import annotations
@@ -25,7 +27,12 @@ from mlserver.types import InferenceRequest, InferenceResponse, MetadataModelRes
 
 from artpulse_contract.backoff import Backoff
 from artpulse_runtime.batching import FeatureBatcher
-from artpulse_runtime.codecs import KIND_IMAGE, decode_request, encode_response
+from artpulse_runtime.codecs import (
+    KIND_IMAGE,
+    InvalidInputError,
+    decode_request,
+    encode_response,
+)
 from artpulse_runtime.constants import LABELS
 from artpulse_runtime.events import EventRecorder, events_from_predictions
 from artpulse_runtime.extraction import ImageFeatureExtractor
@@ -36,6 +43,7 @@ from artpulse_runtime.loading import (
     load_registered_model,
     mark_serving,
 )
+from artpulse_runtime.refusals import record_refusal
 from artpulse_runtime.runtime_settings import ServingSettings
 from artpulse_runtime.serving_metrics import RecorderGauges, serving_metrics
 
@@ -80,7 +88,10 @@ class ArtPulseRuntime(MLModel):
         """
         self._serving = ServingSettings()
         self._extractor = ImageFeatureExtractor(
-            self._serving.resolved_decode_threads, self._serving.decode_limits, self._metrics
+            self._serving.resolved_decode_threads,
+            self._serving.decode_limits,
+            self._metrics,
+            self._serving.decode_pixels_in_flight,
         )
         if is_serving(self.name):
             await self._reload()
@@ -159,6 +170,8 @@ class ArtPulseRuntime(MLModel):
             self._serving.resolved_events_url,
             max_queue=self._serving.event_queue_size,
             flush_interval=self._serving.event_flush_interval,
+            spool_dir=self._serving.resolved_event_spool_dir,
+            spool_max_bytes=self._serving.event_spool_max_bytes,
         )
         recorder.start()
         atexit.register(recorder.close)
@@ -185,6 +198,9 @@ class ArtPulseRuntime(MLModel):
         self._idle.clear()
         try:
             return await self._predict(payload)
+        except InvalidInputError as exc:
+            record_refusal(exc.reason, str(exc))
+            raise
         finally:
             self._in_flight -= 1
             if not self._in_flight:
@@ -194,7 +210,7 @@ class ArtPulseRuntime(MLModel):
         loaded, batcher, extractor = self._loaded, self._batcher, self._extractor
         if loaded is None or batcher is None or extractor is None:
             raise ModelNotReady(self.name)
-        request = decode_request(payload)
+        request = decode_request(payload, self._serving.request_limits)
         async with batcher.request():
             if request.kind == KIND_IMAGE:
                 features = await extractor.extract(request.images)

@@ -7,8 +7,12 @@ variables; these are the ArtPulse-specific knobs of the model it serves.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
-from artpulse_runtime.imaging import DecodeLimits
+from pydantic import Field, model_validator
+
+from artpulse_runtime.codecs import RequestLimits
+from artpulse_runtime.imaging import PILLOW_BOMB_PIXELS, DecodeLimits
 from artpulse_runtime.settings import ArtPulseSettings
 
 
@@ -22,16 +26,38 @@ class ServingSettings(ArtPulseSettings):
     """Record every prediction in the event store (``ARTPULSE_EVENTS_URL``)."""
 
     event_queue_size: int = 10_000
-    """Events held in memory while the store is slow or down; beyond that they are dropped."""
+    """Most events held in memory (while the store is down they move to the spool every
+    flush interval); events beyond it are dropped and counted."""
 
     event_flush_interval: float = 0.5
-    """Longest time, in seconds, an event waits in the queue before the writer flushes it."""
+    """Longest time, in seconds, an event waits in memory before it is written (or, while
+    the store is down, spooled): what a killed process can lose."""
+
+    event_spool_dir: Path | None = None
+    """Folder of the on-disk event spool; unset means ``<state dir>/event-spool``."""
+
+    event_spool_max_bytes: int = Field(default=512 * 1024 * 1024, ge=0)
+    """Largest size of the event spool, in bytes; 0 turns the spool off."""
 
     max_image_bytes: int = DecodeLimits.max_bytes
     """Largest accepted encoded image, in bytes."""
 
-    max_image_pixels: int = DecodeLimits.max_pixels
-    """Largest accepted declared width x height of an image."""
+    max_image_pixels: int = Field(default=DecodeLimits.max_pixels, ge=1, le=PILLOW_BOMB_PIXELS)
+    """Largest accepted declared width x height of an image (at most Pillow's own bound)."""
+
+    decode_pixels_in_flight: int = Field(default=48_000_000, ge=1)
+    """Pixels of images being decoded at once, all threads together; a larger image waits
+    for the others and then decodes alone. Bounds decode memory (about 7 bytes a pixel)."""
+
+    max_images_per_request: int = Field(default=RequestLimits.max_images, ge=1)
+    """Most images one request may carry."""
+
+    max_feature_rows_per_request: int = Field(default=RequestLimits.max_rows, ge=1)
+    """Most feature rows one request may carry."""
+
+    max_request_id_length: int = Field(default=RequestLimits.max_request_id_length, ge=36)
+    """Longest request id accepted (longer ones are refused, never cut or echoed); at least
+    36, the length of the UUID MLServer gives a request that brings none."""
 
     load_retry_initial: float = 0.5
     """First delay, in seconds, before retrying a model load that failed."""
@@ -41,6 +67,31 @@ class ServingSettings(ArtPulseSettings):
 
     reload_attempts: int = 3
     """Attempts a repository-API reload makes before failing (the old model keeps serving)."""
+
+    @model_validator(mode="after")
+    def _largest_image_can_decode(self) -> ServingSettings:
+        # Not strictly needed (a larger image waits, then decodes alone), but a budget below
+        # one full-size image is almost always a typo.
+        if self.decode_pixels_in_flight < self.max_image_pixels:
+            raise ValueError(
+                f"ARTPULSE_DECODE_PIXELS_IN_FLIGHT ({self.decode_pixels_in_flight}) must be at "
+                f"least ARTPULSE_MAX_IMAGE_PIXELS ({self.max_image_pixels})"
+            )
+        return self
+
+    @property
+    def resolved_event_spool_dir(self) -> Path:
+        """The spool folder in force, with the state-folder default filled in."""
+        return self.event_spool_dir or self.state_dir.resolve() / "event-spool"
+
+    @property
+    def request_limits(self) -> RequestLimits:
+        """The per-request bounds in force."""
+        return RequestLimits(
+            max_images=self.max_images_per_request,
+            max_rows=self.max_feature_rows_per_request,
+            max_request_id_length=self.max_request_id_length,
+        )
 
     @property
     def decode_limits(self) -> DecodeLimits:

@@ -1,4 +1,9 @@
-"""The prediction event table (SQLAlchemy Core) and its idempotent, race-safe creation."""
+"""The prediction event table (SQLAlchemy Core) and its idempotent, race-safe creation.
+
+``event_id`` (16 bytes, unique) makes writes idempotent: a batch written twice is stored
+once. Tables created before it existed get the column (NULL for their old rows, which the
+unique index allows) the first time a store opens them.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.schema import CreateIndex, CreateTable
 
 from artpulse_runtime.constants import FEATURE_NAMES
+from artpulse_runtime.events.ids import EVENT_ID_BYTES
 
 EVENTS_TABLE_NAME = "prediction_events"
 
@@ -63,6 +69,8 @@ prediction_events = sa.Table(
     sa.Column("label", sa.String(), nullable=False),
     # Five little-endian float32 values in LABELS order (20 bytes); see store.py.
     sa.Column("probabilities", sa.LargeBinary(), nullable=False),
+    # Nullable only for rows written before the column existed; the writer always sets it.
+    sa.Column("event_id", sa.LargeBinary(EVENT_ID_BYTES), nullable=True),
 )
 """One row per prediction; features as five REAL columns so SQL can aggregate them."""
 
@@ -71,6 +79,7 @@ sa.Index(
     prediction_events.c.timestamp,
     prediction_events.c.id,
 )
+sa.Index("ux_prediction_events_event_id", prediction_events.c.event_id, unique=True)
 sa.Index(
     "ix_prediction_events_model_version",
     prediction_events.c.model_version,
@@ -82,8 +91,24 @@ FEATURE_COLUMNS: tuple[sa.Column[Any], ...] = tuple(prediction_events.c[n] for n
 """The feature columns, in ``FEATURE_NAMES`` order."""
 
 
+def _add_missing_event_id(connection: Connection) -> None:
+    columns = {column["name"] for column in sa.inspect(connection).get_columns(EVENTS_TABLE_NAME)}
+    if "event_id" in columns:
+        return
+    column = prediction_events.c.event_id
+    column_type = column.type.compile(dialect=connection.dialect)
+    table = connection.dialect.identifier_preparer.format_table(prediction_events)
+    try:
+        connection.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN event_id {column_type}")
+    except sa.exc.OperationalError as error:
+        # SQLite: another process added it between the look and the ALTER.
+        if "duplicate column" not in str(error):
+            raise
+
+
 def create_schema(connection: Connection) -> None:
-    """Create the table and its indexes if absent, inside the caller's transaction.
+    """Create the table and its indexes if absent (or add ``event_id`` to an older table),
+    inside the caller's transaction.
 
     Safe when several processes start at once: ``IF NOT EXISTS`` on SQLite (DDL runs under
     its database write lock) and, on PostgreSQL, a transaction-scoped advisory lock, since
@@ -92,5 +117,6 @@ def create_schema(connection: Connection) -> None:
     if connection.dialect.name == "postgresql":
         connection.execute(sa.select(sa.func.pg_advisory_xact_lock(SCHEMA_LOCK_KEY)))
     connection.execute(CreateTable(prediction_events, if_not_exists=True))
+    _add_missing_event_id(connection)
     for index in sorted(prediction_events.indexes, key=lambda item: str(item.name)):
         connection.execute(CreateIndex(index, if_not_exists=True))

@@ -19,6 +19,7 @@ from artpulse_runtime.events.columnar import (
     concatenate,
     rows_to_chunk,
 )
+from artpulse_runtime.events.ids import new_event_ids
 from artpulse_runtime.events.model import EventChunk, PredictionEvent
 from artpulse_runtime.events.schema import create_schema, prediction_events
 from artpulse_runtime.events.writing import insert_events
@@ -173,14 +174,21 @@ class EventStore:
                 create_schema(connection)
             self._schema_ready = True
 
-    def write(self, events: Sequence[PredictionEvent]) -> None:
-        """Insert ``events`` in one transaction (all or none)."""
+    def write(
+        self, events: Sequence[PredictionEvent], event_ids: Sequence[bytes] | None = None
+    ) -> None:
+        """Insert ``events`` in one transaction (all or none).
+
+        ``event_ids`` (16 bytes each, see ``events.ids``) make the write idempotent: an
+        event whose id is already stored is skipped. Without them, fresh ids are drawn.
+        """
         if not events:
             return
+        ids = new_event_ids(len(events)) if event_ids is None else event_ids
         self.ensure_schema()
         try:
             with self._engine.begin() as connection:
-                insert_events(connection, events)
+                insert_events(connection, events, ids)
         except Exception:
             # The database may have been replaced by an empty one: check the schema again.
             self._schema_ready = False
