@@ -33,15 +33,15 @@ from mlserver.grpc import dataplane_pb2_grpc as pb_grpc
 from PIL import Image
 from serve import prepare_registry
 
+from artpulse_contract.constants import MODEL_NAME
+from artpulse_contract.features import extract_features
+from artpulse_contract.imaging import DecodeLimits
 from artpulse_jobs.serving.client import (
     features_request_json,
     image_request_grpc,
     image_request_json,
 )
 from artpulse_jobs.serving.server import ServerHandle, server_on_free_ports
-from artpulse_runtime.constants import MODEL_NAME
-from artpulse_runtime.features import extract_features
-from artpulse_runtime.imaging import DecodeLimits
 from artpulse_runtime.runtime_settings import ServingSettings
 from artpulse_runtime.server.settings import ServerSettings
 

@@ -35,12 +35,12 @@ import requests
 import sqlalchemy as sa
 from serve import prepare_registry
 
+from artpulse_contract.constants import MODEL_NAME
+from artpulse_contract.events import prediction_events
+from artpulse_contract.settings import ArtPulseSettings
 from artpulse_jobs.serving.client import features_request_json
 from artpulse_jobs.serving.server import ServerHandle, server_on_free_ports
-from artpulse_runtime.constants import MODEL_NAME
-from artpulse_runtime.events import prediction_events
 from artpulse_runtime.runtime_settings import ServingSettings
-from artpulse_runtime.settings import ArtPulseSettings
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))

@@ -33,7 +33,11 @@ from mlserver.types import InferenceRequest, RequestInput
 from serve_report import Cell, report
 from threadpoolctl import threadpool_limits
 
+from artpulse_contract.constants import MODEL_NAME
+from artpulse_contract.features import extract_features
+from artpulse_contract.imaging import prepare_image
 from artpulse_contract.registry.connection import configure_tracking
+from artpulse_contract.settings import ArtPulseSettings
 from artpulse_jobs.data.generate import generate_images
 from artpulse_jobs.serving.client import (
     features_request_grpc,
@@ -43,12 +47,8 @@ from artpulse_jobs.serving.client import (
 )
 from artpulse_jobs.serving.server import ServerHandle, default_repository, running_server
 from artpulse_jobs.training.train import TrainConfig, run_training
-from artpulse_runtime.constants import MODEL_NAME
-from artpulse_runtime.features import extract_features
-from artpulse_runtime.imaging import prepare_image
 from artpulse_runtime.loading import load_registered_model
 from artpulse_runtime.runtime import ArtPulseRuntime
-from artpulse_runtime.settings import ArtPulseSettings
 
 BENCH_DIR = Path(__file__).resolve().parent
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")

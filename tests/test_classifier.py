@@ -13,9 +13,9 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from artpulse_runtime.classifier import PROBABILITY_COLUMNS, ArtPulseClassifier
-from artpulse_runtime.constants import FEATURE_NAMES, LABELS
-from artpulse_runtime.linear_path import linear_softmax_of
+from artpulse_contract.classifier import PROBABILITY_COLUMNS, ArtPulseClassifier
+from artpulse_contract.constants import FEATURE_NAMES, LABELS
+from artpulse_contract.linear_path import linear_softmax_of
 
 
 def training_rows(classes: list[int], seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from artpulse_runtime.constants import LABELS
-from artpulse_runtime.events import EventRecorder, EventStore, PredictionEvent, prediction_events
+from artpulse_contract.constants import LABELS
+from artpulse_contract.events import EventRecorder, EventStore, PredictionEvent, prediction_events
 from support.environment import free_port
 from support.polling import wait_for
 from support.postgres import restartable_postgres

@@ -18,10 +18,10 @@ import pytest
 import sqlalchemy as sa
 from test_event_recorder import T0, make_events, stored_request_ids
 
-from artpulse_runtime.events import EventRecorder, EventStore, prediction_events
-from artpulse_runtime.events.ids import new_event_ids
-from artpulse_runtime.events.spool import CORRUPT_DIR, Spool
-from artpulse_runtime.events.spool_format import CorruptSegmentError, decode_segment
+from artpulse_contract.events import EventRecorder, EventStore, prediction_events
+from artpulse_contract.events.ids import new_event_ids
+from artpulse_contract.events.spool import CORRUPT_DIR, Spool
+from artpulse_contract.events.spool_format import CorruptSegmentError, decode_segment
 from support.polling import wait_for
 from support.postgres import restartable_postgres
 
@@ -107,8 +107,8 @@ def test_a_killed_process_leaves_its_segments_to_the_next_spool(tmp_path: Path) 
         import sys, time
         sys.path.insert(0, {str(Path(__file__).parent)!r})
         from pathlib import Path
-        from artpulse_runtime.events.ids import new_event_ids
-        from artpulse_runtime.events.spool import Spool
+        from artpulse_contract.events.ids import new_event_ids
+        from artpulse_contract.events.spool import Spool
         from test_event_recorder import make_events
         spool = Spool(Path({str(root)!r}), {SPOOL_BYTES})
         spool.append(make_events(7, prefix="killed"), new_event_ids(7))

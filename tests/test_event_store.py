@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
-from artpulse_runtime.constants import FEATURE_NAMES, LABELS
-from artpulse_runtime.events import (
+from artpulse_contract.constants import FEATURE_NAMES, LABELS
+from artpulse_contract.events import (
     EventChunk,
     EventStore,
     PredictionEvent,
@@ -23,7 +23,7 @@ from artpulse_runtime.events import (
     events_from_predictions,
     prediction_events,
 )
-from artpulse_runtime.events.columnar import concatenate
+from artpulse_contract.events.columnar import concatenate
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from artpulse_runtime.budget import CapacityBudget
-from artpulse_runtime.constants import FEATURE_NAMES, LABELS
-from artpulse_runtime.errors import (
+from artpulse_contract.budget import CapacityBudget
+from artpulse_contract.constants import FEATURE_NAMES, LABELS
+from artpulse_contract.errors import (
     BatchImageError,
     CorruptImageError,
     EmptyImageError,
@@ -22,8 +22,8 @@ from artpulse_runtime.errors import (
     TooManyPixelsError,
     UnsupportedImageModeError,
 )
-from artpulse_runtime.features import extract_features, extract_features_batch
-from artpulse_runtime.imaging import DecodeLimits
+from artpulse_contract.features import extract_features, extract_features_batch
+from artpulse_contract.imaging import DecodeLimits
 
 SIDE = 128  # the contract size: images of this size are not resampled
 

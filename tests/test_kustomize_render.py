@@ -16,7 +16,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from artpulse_runtime.constants import MODEL_NAME
+from artpulse_contract.constants import MODEL_NAME
 from artpulse_runtime.server.auth import load_key_ring
 from support.kustomize import (
     COMPONENTS,

@@ -7,9 +7,9 @@ import re
 
 import pytest
 
+from artpulse_contract.constants import MODEL_NAME, MODEL_URI_ENV
+from artpulse_contract.events import EventRecorder
 from artpulse_jobs.serving.server import SERVER_ENV_DEFAULTS, SERVER_MODULE
-from artpulse_runtime.constants import MODEL_NAME, MODEL_URI_ENV
-from artpulse_runtime.events import EventRecorder
 from support.kustomize import (
     OVERLAYS,
     Obj,

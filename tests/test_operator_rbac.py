@@ -17,8 +17,8 @@ from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 from mlflow.tracking import MlflowClient
 
+from artpulse_contract.constants import MODEL_NAME
 from artpulse_operator import constants as c
-from artpulse_runtime.constants import MODEL_NAME
 from support.environment import free_port
 from support.operator_cluster import (
     artpulse_model,

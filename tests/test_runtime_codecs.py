@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from mlserver.types import InferenceRequest, RequestInput, RequestOutput
 
+from artpulse_contract.constants import FEATURE_NAMES, LABELS
 from artpulse_runtime.codecs import (
     KIND_FEATURES,
     KIND_IMAGE,
@@ -16,7 +17,6 @@ from artpulse_runtime.codecs import (
     decode_request,
     encode_response,
 )
-from artpulse_runtime.constants import FEATURE_NAMES, LABELS
 
 
 def request(*inputs: RequestInput, outputs: list[str] | None = None) -> InferenceRequest:

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
-from artpulse_runtime.constants import MODEL_NAME
+from artpulse_contract.constants import MODEL_NAME
+from artpulse_contract.settings import ArtPulseSettings
 from artpulse_runtime.loading import (
     ModelLoadError,
     is_serving,
@@ -17,7 +18,6 @@ from artpulse_runtime.loading import (
     mark_serving,
     resolve_version,
 )
-from artpulse_runtime.settings import ArtPulseSettings
 from support.environment import free_port
 from support.training import train_registered_model
 

@@ -17,6 +17,7 @@ from click.testing import CliRunner
 from mlserver.grpc import dataplane_pb2 as pb
 from mlserver.grpc import dataplane_pb2_grpc as pb_grpc
 
+from artpulse_contract.constants import MODEL_NAME
 from artpulse_jobs.cli import main
 from artpulse_jobs.serving.client import (
     PredictionError,
@@ -29,7 +30,6 @@ from artpulse_jobs.serving.client import (
     predict_images_rest,
 )
 from artpulse_jobs.serving.server import ServerHandle, ServerStartError, server_on_free_ports
-from artpulse_runtime.constants import MODEL_NAME
 from support.serving import Served
 from support.serving_keys import Keys, write_keys
 

@@ -20,13 +20,13 @@ import requests
 from mlserver.grpc import dataplane_pb2 as pb
 from mlserver.grpc import dataplane_pb2_grpc as pb_grpc
 
+from artpulse_contract.constants import MODEL_NAME
 from artpulse_jobs.serving.client import (
     features_request_grpc,
     features_request_json,
     image_request_grpc,
 )
 from artpulse_jobs.serving.server import ServerHandle, server_on_free_ports
-from artpulse_runtime.constants import MODEL_NAME
 from support.polling import wait_for
 from support.serving import Served, stored_events
 

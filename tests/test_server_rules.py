@@ -11,7 +11,7 @@ import pytest
 from mlserver.grpc import dataplane_pb2 as pb
 from pydantic import ValidationError
 
-from artpulse_runtime.budget import CapacityBudget
+from artpulse_contract.budget import CapacityBudget
 from artpulse_runtime.runtime_settings import ServingSettings
 from artpulse_runtime.server.grpc_raw import raw_contents_problem
 from artpulse_runtime.server.liveness import Liveness

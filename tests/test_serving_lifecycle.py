@@ -17,6 +17,8 @@ import requests
 from mlserver.grpc import dataplane_pb2 as pb
 from mlserver.grpc import dataplane_pb2_grpc as pb_grpc
 
+from artpulse_contract.constants import ALIAS_CHAMPION, MODEL_NAME
+from artpulse_contract.settings import ArtPulseSettings
 from artpulse_jobs.serving.client import (
     PredictionError,
     auth_headers,
@@ -25,8 +27,6 @@ from artpulse_jobs.serving.client import (
     predict_images_rest,
 )
 from artpulse_jobs.serving.server import server_on_free_ports, stop_server
-from artpulse_runtime.constants import ALIAS_CHAMPION, MODEL_NAME
-from artpulse_runtime.settings import ArtPulseSettings
 from support.environment import free_port
 from support.polling import wait_for
 from support.serving import (

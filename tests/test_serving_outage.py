@@ -14,9 +14,9 @@ import pytest
 import requests
 import sqlalchemy as sa
 
+from artpulse_contract.events import EventStore, prediction_events
 from artpulse_jobs.serving.client import predict_features_rest
 from artpulse_jobs.serving.server import ServerHandle, server_on_free_ports, stop_server
-from artpulse_runtime.events import EventStore, prediction_events
 from support.polling import wait_for
 from support.postgres import RestartablePostgres, restartable_postgres
 from support.serving import Served

@@ -19,6 +19,8 @@ import requests
 from click.testing import CliRunner
 from mlserver.grpc import dataplane_pb2_grpc as pb_grpc
 
+from artpulse_contract.constants import FEATURE_NAMES, LABELS, MODEL_NAME
+from artpulse_contract.features import extract_features
 from artpulse_jobs.cli import main
 from artpulse_jobs.serving.client import (
     Prediction,
@@ -31,8 +33,6 @@ from artpulse_jobs.serving.client import (
     predict_images_grpc,
     predict_images_rest,
 )
-from artpulse_runtime.constants import FEATURE_NAMES, LABELS, MODEL_NAME
-from artpulse_runtime.features import extract_features
 from support.polling import wait_for
 from support.serving import Served, stored_events
 

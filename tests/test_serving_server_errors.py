@@ -17,7 +17,7 @@ from mlserver.grpc import dataplane_pb2 as pb
 from mlserver.grpc import dataplane_pb2_grpc as pb_grpc
 from PIL import Image
 
-from artpulse_runtime.constants import MODEL_NAME
+from artpulse_contract.constants import MODEL_NAME
 from support.serving import MAX_BYTES, MAX_PIXELS, Served
 
 pytest_plugins = ["support.serving_plugin"]

@@ -14,9 +14,9 @@ from typing import Any
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
+from artpulse_contract.constants import MODEL_URI_ENV
 from artpulse_contract.registry.uris import pinned_version
 from artpulse_operator.constants import MODEL_VERSION_ANNOTATION, PROGRESS_DEADLINE_EXCEEDED
-from artpulse_runtime.constants import MODEL_URI_ENV
 
 STRATEGIC_MERGE = "application/strategic-merge-patch+json"
 

@@ -17,7 +17,7 @@ import numpy as np
 from mlserver.errors import InferenceError
 from mlserver.types import InferenceRequest, InferenceResponse, Parameters, ResponseOutput
 
-from artpulse_runtime.constants import (
+from artpulse_contract.constants import (
     FEATURE_NAMES,
     INPUT_FEATURES,
     INPUT_IMAGE,

@@ -15,12 +15,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from artpulse_runtime.budget import CapacityBudget
+from artpulse_contract.budget import CapacityBudget
+from artpulse_contract.constants import INPUT_IMAGE
+from artpulse_contract.errors import ImageDecodeError
+from artpulse_contract.features import extract_features
+from artpulse_contract.imaging import DecodeLimits
 from artpulse_runtime.codecs import ImagePayload, InvalidInputError, decode_image_payload
-from artpulse_runtime.constants import INPUT_IMAGE
-from artpulse_runtime.errors import ImageDecodeError
-from artpulse_runtime.features import extract_features
-from artpulse_runtime.imaging import DecodeLimits
 from artpulse_runtime.serving_metrics import ServingMetrics
 
 REASON_BASE64 = "invalid_base64"

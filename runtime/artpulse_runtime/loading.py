@@ -11,11 +11,11 @@ from dataclasses import dataclass
 
 import mlflow.pyfunc
 
+from artpulse_contract.classifier import ArtPulseClassifier
 from artpulse_contract.registry.connection import client_for, limit_http_waits, use_registry
 from artpulse_contract.registry.failures import RegistryError
 from artpulse_contract.registry.lookups import resolve_reference
 from artpulse_contract.registry.uris import InvalidModelURI, parse_model_uri, pinned_uri
-from artpulse_runtime.classifier import ArtPulseClassifier
 
 _SERVING: dict[str, int] = {}
 

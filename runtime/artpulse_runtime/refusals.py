@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 
-from artpulse_runtime.log_limits import RateLimitedWarnings
+from artpulse_contract.log_limits import RateLimitedWarnings
 from artpulse_runtime.serving_metrics import serving_metrics
 
 REASON_UNAUTHENTICATED = "unauthenticated"

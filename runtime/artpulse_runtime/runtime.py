@@ -26,6 +26,8 @@ from mlserver.settings import ModelSettings
 from mlserver.types import InferenceRequest, InferenceResponse, MetadataModelResponse
 
 from artpulse_contract.backoff import Backoff
+from artpulse_contract.constants import LABELS
+from artpulse_contract.events import EventRecorder, events_from_predictions
 from artpulse_runtime.batching import FeatureBatcher
 from artpulse_runtime.codecs import (
     KIND_IMAGE,
@@ -33,8 +35,6 @@ from artpulse_runtime.codecs import (
     decode_request,
     encode_response,
 )
-from artpulse_runtime.constants import LABELS
-from artpulse_runtime.events import EventRecorder, events_from_predictions
 from artpulse_runtime.extraction import ImageFeatureExtractor
 from artpulse_runtime.loading import (
     LoadedModel,

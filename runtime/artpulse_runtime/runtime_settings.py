@@ -11,9 +11,9 @@ from pathlib import Path
 
 from pydantic import Field, model_validator
 
+from artpulse_contract.imaging import PILLOW_BOMB_PIXELS, DecodeLimits
+from artpulse_contract.settings import ArtPulseSettings
 from artpulse_runtime.codecs import RequestLimits
-from artpulse_runtime.imaging import PILLOW_BOMB_PIXELS, DecodeLimits
-from artpulse_runtime.settings import ArtPulseSettings
 
 
 class ServingSettings(ArtPulseSettings):

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from artpulse_runtime.events import EventRecorder
+from artpulse_contract.events import EventRecorder
 
 PREDICTIONS_TOTAL = "artpulse_predictions"
 FEATURE_SECONDS = "artpulse_feature_extraction_seconds"

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
+from artpulse_contract.constants import FEATURE_NAMES
 from artpulse_jobs.reporting import format_prediction
-from artpulse_runtime.constants import FEATURE_NAMES
 
 
 def _parse_row(text: str) -> list[float]:

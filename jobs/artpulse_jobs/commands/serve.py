@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 
+from artpulse_contract.settings import ArtPulseSettings
 from artpulse_jobs.serving.server import server_command, server_environment
-from artpulse_runtime.settings import ArtPulseSettings
 
 
 @click.command("serve")

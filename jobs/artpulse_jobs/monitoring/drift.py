@@ -22,10 +22,21 @@ import numpy as np
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 
+from artpulse_contract.constants import (
+    ALIAS_CHAMPION,
+    DRIFT_EXPERIMENT,
+    DRIFT_REPORT_HTML,
+    DRIFT_REPORT_JSON,
+    FEATURE_NAMES,
+    HOLDOUT_ARTIFACT,
+    REFERENCE_STATS_ARTIFACT,
+)
+from artpulse_contract.events import EventStore
 from artpulse_contract.registry import tags
 from artpulse_contract.registry.connection import client_for, configure_tracking, ensure_experiment
 from artpulse_contract.registry.failures import RegistryEntryMissing
 from artpulse_contract.registry.lookups import existing_version, version_for_alias
+from artpulse_contract.settings import ArtPulseSettings
 from artpulse_jobs.monitoring.drift_html import write_html
 from artpulse_jobs.monitoring.drift_report import (
     VERDICT_DRIFT,
@@ -36,17 +47,6 @@ from artpulse_jobs.monitoring.drift_report import (
 )
 from artpulse_jobs.monitoring.thresholds import DEFAULT_WINDOW_HOURS, DriftThresholds
 from artpulse_jobs.training.run_logging import download_holdout
-from artpulse_runtime.constants import (
-    ALIAS_CHAMPION,
-    DRIFT_EXPERIMENT,
-    DRIFT_REPORT_HTML,
-    DRIFT_REPORT_JSON,
-    FEATURE_NAMES,
-    HOLDOUT_ARTIFACT,
-    REFERENCE_STATS_ARTIFACT,
-)
-from artpulse_runtime.events import EventStore
-from artpulse_runtime.settings import ArtPulseSettings
 
 DEFAULT_CHUNK_SIZE = 100_000
 

@@ -24,7 +24,7 @@ import numpy as np
 from scipy import stats
 from scipy.spatial import distance
 
-from artpulse_runtime.constants import LABELS
+from artpulse_contract.constants import LABELS
 
 PSI_EPSILON = 1e-4
 """Proportion used in place of an empty bin, so the PSI logarithm stays finite."""

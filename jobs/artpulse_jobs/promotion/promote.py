@@ -20,6 +20,12 @@ import mlflow
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 
+from artpulse_contract.constants import (
+    ALIAS_CHALLENGER,
+    ALIAS_CHAMPION,
+    ALIAS_PREVIOUS_CHAMPION,
+    PROMOTION_EXPERIMENT,
+)
 from artpulse_contract.registry import tags
 from artpulse_contract.registry.connection import client_for, configure_tracking, ensure_experiment
 from artpulse_contract.registry.failures import RegistryEntryMissing
@@ -32,6 +38,7 @@ from artpulse_contract.registry.moves import (
     promote_version,
     tag_version,
 )
+from artpulse_contract.settings import ArtPulseSettings
 from artpulse_jobs.promotion.gate import (
     GateConfig,
     GateDecision,
@@ -39,13 +46,6 @@ from artpulse_jobs.promotion.gate import (
     GateVerdict,
     grade,
 )
-from artpulse_runtime.constants import (
-    ALIAS_CHALLENGER,
-    ALIAS_CHAMPION,
-    ALIAS_PREVIOUS_CHAMPION,
-    PROMOTION_EXPERIMENT,
-)
-from artpulse_runtime.settings import ArtPulseSettings
 
 PROMOTED_BY_COMMAND = "artpulse promote"
 """``artpulse.promoted_by`` of a version promoted by this module."""

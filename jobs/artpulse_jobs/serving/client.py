@@ -19,7 +19,7 @@ import requests
 from mlserver.grpc import dataplane_pb2 as pb
 from mlserver.grpc import dataplane_pb2_grpc as pb_grpc
 
-from artpulse_runtime.constants import (
+from artpulse_contract.constants import (
     FEATURE_NAMES,
     INPUT_FEATURES,
     INPUT_IMAGE,

@@ -25,8 +25,8 @@ from typing import Any
 import requests
 
 import artpulse_runtime
-from artpulse_runtime.constants import EVENTS_URL_ENV, MODEL_NAME, MODEL_URI_ENV, STATE_DIR_ENV
-from artpulse_runtime.settings import ArtPulseSettings
+from artpulse_contract.constants import EVENTS_URL_ENV, MODEL_NAME, MODEL_URI_ENV, STATE_DIR_ENV
+from artpulse_contract.settings import ArtPulseSettings
 
 SERVER_ENV_DEFAULTS: Mapping[str, str] = {
     "MLSERVER_PARALLEL_WORKERS": "0",

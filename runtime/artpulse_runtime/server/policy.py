@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import grpc
 
-from artpulse_runtime.budget import CapacityBudget
+from artpulse_contract.budget import CapacityBudget
 from artpulse_runtime.refusals import (
     REASON_BUSY,
     REASON_FORBIDDEN,

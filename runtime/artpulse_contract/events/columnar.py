@@ -11,9 +11,9 @@ import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 
-from artpulse_runtime.constants import FEATURE_NAMES, LABELS
-from artpulse_runtime.events.model import EventChunk
-from artpulse_runtime.events.schema import FEATURE_COLUMNS, prediction_events
+from artpulse_contract.constants import FEATURE_NAMES, LABELS
+from artpulse_contract.events.model import EventChunk
+from artpulse_contract.events.schema import FEATURE_COLUMNS, prediction_events
 
 PROBABILITIES = struct.Struct(f"<{len(LABELS)}f")
 """Probabilities are kept as little-endian float32 values, 4 bytes each."""

@@ -6,14 +6,14 @@ from __future__ import annotations
 import logging
 import time
 
-from artpulse_runtime.events.delivery import INITIAL_BACKOFF_S, MAX_BACKOFF_S, Delivery
-from artpulse_runtime.events.ids import new_event_ids
-from artpulse_runtime.events.model import PredictionEvent
-from artpulse_runtime.events.spool import Spool
-from artpulse_runtime.events.spool_format import CorruptSegmentError
-from artpulse_runtime.log_limits import RateLimitedWarning
+from artpulse_contract.events.delivery import INITIAL_BACKOFF_S, MAX_BACKOFF_S, Delivery
+from artpulse_contract.events.ids import new_event_ids
+from artpulse_contract.events.model import PredictionEvent
+from artpulse_contract.events.spool import Spool
+from artpulse_contract.events.spool_format import CorruptSegmentError
+from artpulse_contract.log_limits import RateLimitedWarning
 
-logger = logging.getLogger("artpulse_runtime.events.recorder")
+logger = logging.getLogger("artpulse_contract.events.recorder")
 
 
 class SpoolDelivery:

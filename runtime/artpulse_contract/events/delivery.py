@@ -6,12 +6,12 @@ import logging
 
 import sqlalchemy as sa
 
-from artpulse_runtime.events.model import PredictionEvent
-from artpulse_runtime.events.queue import EventQueue
-from artpulse_runtime.events.store import EventStore
-from artpulse_runtime.log_limits import RateLimitedWarning
+from artpulse_contract.events.model import PredictionEvent
+from artpulse_contract.events.queue import EventQueue
+from artpulse_contract.events.store import EventStore
+from artpulse_contract.log_limits import RateLimitedWarning
 
-logger = logging.getLogger("artpulse_runtime.events.recorder")
+logger = logging.getLogger("artpulse_contract.events.recorder")
 
 INITIAL_BACKOFF_S = 0.1
 """Wait after the first failed write; it doubles with each further failure..."""

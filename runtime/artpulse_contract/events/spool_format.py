@@ -14,8 +14,8 @@ import zlib
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
-from artpulse_runtime.events.ids import EVENT_ID_BYTES
-from artpulse_runtime.events.model import PredictionEvent
+from artpulse_contract.events.ids import EVENT_ID_BYTES
+from artpulse_contract.events.model import PredictionEvent
 
 MAGIC = b"APSPOOL1"
 HEADER = struct.Struct("<8sIII")

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from artpulse_runtime.budget import CapacityBudget
-from artpulse_runtime.errors import (
+from artpulse_contract.budget import CapacityBudget
+from artpulse_contract.errors import (
     CorruptImageError,
     EmptyImageError,
     ImageTooLargeError,

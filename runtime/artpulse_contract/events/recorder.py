@@ -9,14 +9,14 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from artpulse_runtime.events.delivery import INITIAL_BACKOFF_S, MAX_BACKOFF_S, Delivery
-from artpulse_runtime.events.ids import new_event_ids
-from artpulse_runtime.events.model import PredictionEvent
-from artpulse_runtime.events.outage import SpoolDelivery
-from artpulse_runtime.events.queue import EventQueue
-from artpulse_runtime.events.spool import Spool
-from artpulse_runtime.events.store import EventStore
-from artpulse_runtime.log_limits import RateLimitedWarning
+from artpulse_contract.events.delivery import INITIAL_BACKOFF_S, MAX_BACKOFF_S, Delivery
+from artpulse_contract.events.ids import new_event_ids
+from artpulse_contract.events.model import PredictionEvent
+from artpulse_contract.events.outage import SpoolDelivery
+from artpulse_contract.events.queue import EventQueue
+from artpulse_contract.events.spool import Spool
+from artpulse_contract.events.store import EventStore
+from artpulse_contract.log_limits import RateLimitedWarning
 
 logger = logging.getLogger(__name__)
 

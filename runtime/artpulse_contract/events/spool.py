@@ -22,8 +22,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from artpulse_runtime.events.model import PredictionEvent
-from artpulse_runtime.events.spool_format import (
+from artpulse_contract.events.model import PredictionEvent
+from artpulse_contract.events.spool_format import (
     HEADER,
     decode_segment,
     encode_event,

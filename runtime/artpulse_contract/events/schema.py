@@ -14,8 +14,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.schema import CreateIndex, CreateTable
 
-from artpulse_runtime.constants import FEATURE_NAMES
-from artpulse_runtime.events.ids import EVENT_ID_BYTES
+from artpulse_contract.constants import FEATURE_NAMES
+from artpulse_contract.events.ids import EVENT_ID_BYTES
 
 EVENTS_TABLE_NAME = "prediction_events"
 

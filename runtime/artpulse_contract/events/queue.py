@@ -8,7 +8,7 @@ import time
 from collections import deque
 from collections.abc import Sequence
 
-from artpulse_runtime.events.model import PredictionEvent
+from artpulse_contract.events.model import PredictionEvent
 
 
 class EventQueue:

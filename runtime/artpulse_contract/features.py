@@ -11,10 +11,10 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image
 
-from artpulse_runtime.budget import CapacityBudget
-from artpulse_runtime.constants import FEATURE_NAMES, LABELS
-from artpulse_runtime.errors import BatchImageError, ImageDecodeError
-from artpulse_runtime.imaging import DEFAULT_LIMITS, DecodeLimits, prepare_image
+from artpulse_contract.budget import CapacityBudget
+from artpulse_contract.constants import FEATURE_NAMES, LABELS
+from artpulse_contract.errors import BatchImageError, ImageDecodeError
+from artpulse_contract.imaging import DEFAULT_LIMITS, DecodeLimits, prepare_image
 
 __all__ = [
     "FEATURE_NAMES",

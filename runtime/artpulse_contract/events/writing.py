@@ -18,9 +18,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Dialect
 
-from artpulse_runtime.events.columnar import PROBABILITIES
-from artpulse_runtime.events.model import PredictionEvent
-from artpulse_runtime.events.schema import prediction_events
+from artpulse_contract.events.columnar import PROBABILITIES
+from artpulse_contract.events.model import PredictionEvent
+from artpulse_contract.events.schema import prediction_events
 
 INCOMING_TABLE = "artpulse_incoming_events"
 """PostgreSQL temporary table (per session, emptied at each commit) a batch is copied into."""

@@ -8,7 +8,7 @@ from datetime import datetime
 
 import numpy as np
 
-from artpulse_runtime.constants import FEATURE_NAMES, INPUT_FEATURES, INPUT_IMAGE, LABELS
+from artpulse_contract.constants import FEATURE_NAMES, INPUT_FEATURES, INPUT_IMAGE, LABELS
 
 INPUT_KINDS: tuple[str, ...] = (INPUT_IMAGE, INPUT_FEATURES)
 """The values ``PredictionEvent.input_kind`` may take."""

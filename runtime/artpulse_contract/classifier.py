@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 from mlflow.pyfunc import PythonModel
 
-from artpulse_runtime.constants import FEATURE_NAMES, LABELS, PROBABILITY_COLUMN_PREFIX
-from artpulse_runtime.linear_path import LinearSoftmax, linear_softmax_of
+from artpulse_contract.constants import FEATURE_NAMES, LABELS, PROBABILITY_COLUMN_PREFIX
+from artpulse_contract.linear_path import LinearSoftmax, linear_softmax_of
 
 PROBABILITY_COLUMNS = tuple(f"{PROBABILITY_COLUMN_PREFIX}{label}" for label in LABELS)
 

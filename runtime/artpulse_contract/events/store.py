@@ -13,16 +13,16 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine
 
-from artpulse_runtime.events.columnar import (
+from artpulse_contract.events.columnar import (
     as_utc_datetime,
     chunk_columns,
     concatenate,
     rows_to_chunk,
 )
-from artpulse_runtime.events.ids import new_event_ids
-from artpulse_runtime.events.model import EventChunk, PredictionEvent
-from artpulse_runtime.events.schema import create_schema, prediction_events
-from artpulse_runtime.events.writing import insert_events
+from artpulse_contract.events.ids import new_event_ids
+from artpulse_contract.events.model import EventChunk, PredictionEvent
+from artpulse_contract.events.schema import create_schema, prediction_events
+from artpulse_contract.events.writing import insert_events
 
 SQLITE_BUSY_TIMEOUT_S = 10.0
 """How long a SQLite connection waits for another writer's lock before failing (default)."""

@@ -11,7 +11,7 @@ from pathlib import Path
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from artpulse_runtime.constants import ALIAS_CHAMPION, MODEL_NAME
+from artpulse_contract.constants import ALIAS_CHAMPION, MODEL_NAME
 
 
 class ArtPulseSettings(BaseSettings):
