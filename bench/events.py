@@ -148,7 +148,8 @@ def read_in_child(
 def driver_floor(store: EventStore, chunk_size: int) -> Iterator[int]:
     """The same query and columns straight from the driver, no conversion: the floor."""
     table = prediction_events.c
-    query = sa.select(*chunk_columns(store.engine.dialect)).order_by(table.timestamp, table.id)
+    columns = chunk_columns(store.engine.dialect, probabilities=True)
+    query = sa.select(*columns).order_by(table.timestamp, table.id)
     sql = str(query.compile(store.engine, compile_kwargs={"literal_binds": True}))
     connection = store.engine.raw_connection()
     driver = connection.driver_connection

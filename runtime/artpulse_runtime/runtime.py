@@ -25,7 +25,6 @@ from mlserver.errors import MLServerError, ModelNotReady
 from mlserver.settings import ModelSettings
 from mlserver.types import InferenceRequest, InferenceResponse, MetadataModelResponse
 
-from artpulse_contract.backoff import Backoff
 from artpulse_contract.constants import LABELS
 from artpulse_contract.events import EventRecorder, events_from_predictions
 from artpulse_runtime.batching import FeatureBatcher
@@ -104,11 +103,8 @@ class ArtPulseRuntime(MLModel):
             return False
         return True
 
-    def _backoff(self) -> Backoff:
-        return Backoff(self._serving.load_retry_initial, self._serving.load_retry_max)
-
     async def _reload(self) -> None:
-        delays = self._backoff().delays()
+        delays = self._serving.load_retry.delays()
         for attempt in range(1, self._serving.reload_attempts + 1):
             try:
                 await self._attempt()
@@ -123,7 +119,7 @@ class ArtPulseRuntime(MLModel):
                 await asyncio.sleep(next(delays))
 
     async def _retry_until_loaded(self) -> None:
-        delays = self._backoff().delays()
+        delays = self._serving.load_retry.delays()
         delay = next(delays)
         while True:
             await asyncio.sleep(delay)

@@ -32,6 +32,7 @@ from artpulse_contract.constants import (
     REFERENCE_STATS_ARTIFACT,
 )
 from artpulse_contract.events import EventStore
+from artpulse_contract.events.store import DEFAULT_CHUNK_SIZE
 from artpulse_contract.registry import tags
 from artpulse_contract.registry.connection import client_for, configure_tracking, ensure_experiment
 from artpulse_contract.registry.failures import RegistryEntryMissing
@@ -47,8 +48,6 @@ from artpulse_jobs.monitoring.drift_report import (
 )
 from artpulse_jobs.monitoring.thresholds import DEFAULT_WINDOW_HOURS, DriftThresholds
 from artpulse_jobs.training.run_logging import download_holdout
-
-DEFAULT_CHUNK_SIZE = 100_000
 
 
 class DriftError(RuntimeError):
@@ -167,6 +166,7 @@ def accumulate(
         model_version=model_version,
         last_n=window.last_n,
         chunk_size=chunk_size,
+        probabilities=False,  # drift compares features and labels only
     ):
         accumulator.update(chunk.features, chunk.labels)
     return accumulator

@@ -6,6 +6,7 @@ import logging
 
 import sqlalchemy as sa
 
+from artpulse_contract.backoff import Backoff
 from artpulse_contract.events.model import PredictionEvent
 from artpulse_contract.events.queue import EventQueue
 from artpulse_contract.events.store import EventStore
@@ -13,10 +14,9 @@ from artpulse_contract.log_limits import RateLimitedWarning
 
 logger = logging.getLogger("artpulse_contract.events.recorder")
 
-INITIAL_BACKOFF_S = 0.1
-"""Wait after the first failed write; it doubles with each further failure..."""
-MAX_BACKOFF_S = 5.0
-"""...up to this cap, so a recovered database is noticed within a few seconds."""
+WRITE_RETRY = Backoff(initial=0.1, maximum=5.0)
+"""Waits between attempts to write a batch: 0.1 s doubling to 5 s (a recovered database is
+noticed within a few seconds), with jitter so replicas do not hammer it together."""
 
 
 def describe(error: BaseException) -> str:

@@ -1,10 +1,16 @@
-"""What one prediction event holds, and the column-wise chunks the store reads back."""
+"""What one prediction event holds, and the column-wise chunks the store reads back.
+
+An event is a plain row (``PredictionEvent``, a named tuple): the request path builds one per
+prediction straight from numpy, with no per-row checks. The checks happen once per request,
+at the boundary, in ``events_from_predictions``, on whole arrays.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 import numpy as np
 
@@ -14,23 +20,8 @@ INPUT_KINDS: tuple[str, ...] = (INPUT_IMAGE, INPUT_FEATURES)
 """The values ``PredictionEvent.input_kind`` may take."""
 
 
-FLOAT32_MAX = float(np.finfo(np.float32).max)
-"""Features and probabilities are float32 (the V2 outputs are FP32); so is the store."""
-
-
-def _check_values(name: str, values: tuple[float, ...], expected: int) -> None:
-    if len(values) != expected:
-        raise ValueError(f"PredictionEvent.{name} needs {expected} values, got {len(values)}")
-    # On the request path: the sum is NaN or infinite iff a value is (the range check
-    # below keeps the sum of in-range values finite), so one pass in C decides.
-    total = sum(values)
-    if total - total != 0.0 or max(values) > FLOAT32_MAX or min(values) < -FLOAT32_MAX:
-        raise ValueError(f"PredictionEvent.{name} must be finite float32 numbers, got {values!r}")
-
-
-@dataclass(frozen=True, slots=True)
-class PredictionEvent:
-    """One prediction as the serving runtime saw it; validated on construction."""
+class PredictionEvent(NamedTuple):
+    """One prediction as the serving runtime saw it: a row of the event store."""
 
     timestamp: datetime
     """When the prediction was made; timezone-aware (stored and read back as UTC)."""
@@ -46,19 +37,26 @@ class PredictionEvent:
     probabilities: tuple[float, ...]
     """The five class probabilities, in ``LABELS`` order."""
 
-    def __post_init__(self) -> None:
-        """Reject values the store could not keep faithfully, naming the bad field."""
-        offset = self.timestamp.utcoffset()
-        if offset is None:
-            raise ValueError(
-                f"PredictionEvent.timestamp must be timezone-aware, got naive {self.timestamp!r}"
-            )
-        if self.input_kind not in INPUT_KINDS:
-            raise ValueError(
-                f"PredictionEvent.input_kind must be one of {INPUT_KINDS}, got {self.input_kind!r}"
-            )
-        _check_values("features", self.features, len(FEATURE_NAMES))
-        _check_values("probabilities", self.probabilities, len(LABELS))
+
+def _float32(values: np.ndarray) -> np.ndarray:
+    if isinstance(values, np.ndarray) and values.dtype == np.float32:
+        return values  # what the runtime passes: nothing to convert
+    with np.errstate(over="ignore"):  # a value beyond float32 becomes inf, refused below
+        return np.asarray(values, dtype=np.float32)
+
+
+def _rows(name: str, values: np.ndarray, rows: int, columns: int) -> list[list[float]]:
+    """The float32 matrix ``values`` as Python rows, checked: shape, and finite throughout."""
+    matrix = _float32(values)
+    if matrix.shape != (rows, columns):
+        raise ValueError(f"{name} has shape {matrix.shape}; expected ({rows}, {columns})")
+    listed: list[list[float]] = matrix.tolist()  # exact floats: what the store holds
+    # The sum is NaN or infinite iff a value is (float32 values cannot overflow a float sum):
+    # one pass in C, cheaper than numpy's checks on the few rows of a request.
+    total = sum(map(sum, listed))
+    if total - total != 0.0:
+        raise ValueError(f"{name} must be finite float32 numbers")
+    return listed
 
 
 def events_from_predictions(
@@ -72,24 +70,28 @@ def events_from_predictions(
     labels: Sequence[str],
     probabilities: np.ndarray,
 ) -> list[PredictionEvent]:
-    """One event per row of a batched prediction (features and probabilities are (N, 5))."""
-    feature_rows = np.asarray(features).tolist()  # float32 .tolist() gives exact floats
-    proba_rows = np.asarray(probabilities).tolist()
-    if not len(feature_rows) == len(labels) == len(proba_rows):
-        raise ValueError(
-            f"events_from_predictions needs as many rows of features ({len(feature_rows)}), "
-            f"labels ({len(labels)}) and probabilities ({len(proba_rows)})"
-        )
+    """One event per row of a batched prediction (features and probabilities are (N, 5)).
+
+    The whole batch is checked once: an aware timestamp, a known input kind, and finite
+    float32 features and probabilities of the right shape; a ValueError names the problem.
+    """
+    if timestamp.utcoffset() is None:
+        raise ValueError(f"timestamp must be timezone-aware, got naive {timestamp!r}")
+    if input_kind not in INPUT_KINDS:
+        raise ValueError(f"input_kind must be one of {INPUT_KINDS}, got {input_kind!r}")
+    rows = len(labels)
+    feature_rows = _rows("features", features, rows, len(FEATURE_NAMES))
+    proba_rows = _rows("probabilities", probabilities, rows, len(LABELS))
     return [
         PredictionEvent(
-            timestamp=timestamp,
-            request_id=request_id,
-            model_name=model_name,
-            model_version=model_version,
-            input_kind=input_kind,
-            features=tuple(feature_row),
-            label=str(label),
-            probabilities=tuple(proba_row),
+            timestamp,
+            request_id,
+            model_name,
+            model_version,
+            input_kind,
+            tuple(feature_row),
+            label,
+            tuple(proba_row),
         )
         for feature_row, label, proba_row in zip(feature_rows, labels, proba_rows, strict=True)
     ]
@@ -108,7 +110,7 @@ class EventChunk:
     model_versions: np.ndarray
     """object array of str, shape (n,)."""
     probabilities: np.ndarray | None = None
-    """float32, shape (n, 5), ``LABELS`` order; always filled by ``EventStore``."""
+    """float32, shape (n, 5), ``LABELS`` order; None when the read left them out."""
 
     def __len__(self) -> int:
         """Number of events in the chunk."""

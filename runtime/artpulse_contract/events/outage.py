@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import time
 
-from artpulse_contract.events.delivery import INITIAL_BACKOFF_S, MAX_BACKOFF_S, Delivery
+from artpulse_contract.events.delivery import WRITE_RETRY, Delivery
 from artpulse_contract.events.ids import new_event_ids
 from artpulse_contract.events.model import PredictionEvent
 from artpulse_contract.events.spool import Spool
@@ -29,7 +29,7 @@ class SpoolDelivery:
         self._delivery = delivery
         self._queue = delivery.queue
         self._max_bytes = max_bytes
-        self._backoff = INITIAL_BACKOFF_S
+        self._failed_attempts = 0
         self.corrupt_segments = 0
         self._drop_warning = RateLimitedWarning(logger)
 
@@ -74,7 +74,7 @@ class SpoolDelivery:
         error = self._delivery.write(events, ids, in_memory=False)
         if error is None:
             self.spool.remove(segment)
-            self._backoff = INITIAL_BACKOFF_S
+            self._failed_attempts = 0
             if queue.past_close_deadline():
                 self.spill_memory()
                 return False
@@ -82,10 +82,11 @@ class SpoolDelivery:
         if queue.closing:
             self.spill_memory()
             return False
-        action = f"kept in the spool, next try in {self._backoff:.1f}s"
+        self._failed_attempts += 1
+        delay = WRITE_RETRY.delay(self._failed_attempts)
+        action = f"kept in the spool, next try in {delay:.1f}s"
         self._delivery.warn_failure(len(events), action, error, self.spool.events)
-        self._wait(self._backoff)
-        self._backoff = min(self._backoff * 2, MAX_BACKOFF_S)
+        self._wait(delay)
         return True
 
     def spill_memory(self, *, only_if_due: bool = False) -> None:

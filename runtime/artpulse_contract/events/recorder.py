@@ -9,7 +9,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from artpulse_contract.events.delivery import INITIAL_BACKOFF_S, MAX_BACKOFF_S, Delivery
+from artpulse_contract.events.delivery import WRITE_RETRY, Delivery
 from artpulse_contract.events.ids import new_event_ids
 from artpulse_contract.events.model import PredictionEvent
 from artpulse_contract.events.outage import SpoolDelivery
@@ -19,6 +19,12 @@ from artpulse_contract.events.store import EventStore
 from artpulse_contract.log_limits import RateLimitedWarning
 
 logger = logging.getLogger(__name__)
+
+DEFAULT_MAX_QUEUE = 10_000
+"""Events held in memory by default (``ARTPULSE_EVENT_QUEUE_SIZE``)."""
+DEFAULT_BATCH_SIZE = 500
+DEFAULT_FLUSH_INTERVAL = 0.5
+"""Seconds an event may wait in memory by default (``ARTPULSE_EVENT_FLUSH_INTERVAL``)."""
 
 ADOPT_INTERVAL_S = 30.0
 """How often an idle writer looks for spool folders left by stopped recorders."""
@@ -48,9 +54,9 @@ class EventRecorder:
         self,
         url: str,
         *,
-        max_queue: int = 10_000,
-        batch_size: int = 500,
-        flush_interval: float = 0.5,
+        max_queue: int = DEFAULT_MAX_QUEUE,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        flush_interval: float = DEFAULT_FLUSH_INTERVAL,
         spool_dir: Path | None = None,
         spool_max_bytes: int = 0,
     ) -> None:
@@ -71,11 +77,6 @@ class EventRecorder:
         self._outage: SpoolDelivery | None = None
         self._thread: threading.Thread | None = None
         self._drop_warning = RateLimitedWarning(logger)
-
-    @property
-    def store(self) -> EventStore:
-        """The store this recorder writes to."""
-        return self._store
 
     @property
     def queue_depth(self) -> int:
@@ -218,19 +219,17 @@ class EventRecorder:
 
     def _write_fresh(self, batch: list[PredictionEvent]) -> None:
         ids = new_event_ids(len(batch))
-        backoff = INITIAL_BACKOFF_S
-        while True:
+        for delay in WRITE_RETRY.delays():
             error = self._delivery.write(batch, ids, in_memory=True)
             if error is None:
                 return
             if self._outage is not None:
                 self._outage.take_over(batch, ids, error)
                 return
-            self._delivery.warn_failure(len(batch), f"retrying in {backoff:.1f}s", error, 0)
-            if not self._wait_before_retry(backoff):
+            self._delivery.warn_failure(len(batch), f"retrying in {delay:.1f}s", error, 0)
+            if not self._wait_before_retry(delay):
                 self._give_up(batch)
                 return
-            backoff = min(backoff * 2, MAX_BACKOFF_S)
 
     def _wait_before_retry(self, backoff: float) -> bool:
         # Sleep out the backoff (new events do not cut it short); False once closing and

@@ -13,6 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine
 
+from artpulse_contract.backoff import Backoff
 from artpulse_contract.events.columnar import (
     as_utc_datetime,
     chunk_columns,
@@ -26,6 +27,9 @@ from artpulse_contract.events.writing import insert_events
 
 SQLITE_BUSY_TIMEOUT_S = 10.0
 """How long a SQLite connection waits for another writer's lock before failing (default)."""
+
+DEFAULT_CHUNK_SIZE = 100_000
+"""Events per chunk ``iter_chunks`` yields unless told otherwise."""
 
 READ_PARTITION = 10_000
 """Default rows fetched from the driver at a time while reading a chunk."""
@@ -65,19 +69,23 @@ def _sqlite_file(url: URL) -> Path | None:
     return Path(database)
 
 
+WAL_RETRY = Backoff(initial=0.01, maximum=0.2)
+"""Waits between attempts to switch a new SQLite file to WAL while another connection does."""
+
+
 def _enable_wal(cursor: sqlite3.Cursor, timeout: float) -> None:
     # Switching a new file to WAL needs an exclusive lock and SQLite reports "locked" at once
     # (no busy wait) when another connection races to do the same: retry until the timeout.
     # (An in-memory database answers "memory" and stays so.)
     deadline = time.monotonic() + timeout
-    while True:
+    for delay in WAL_RETRY.delays():
         try:
             cursor.execute("PRAGMA journal_mode = WAL")
             return
         except sqlite3.OperationalError as error:
             if "locked" not in str(error) or time.monotonic() > deadline:
                 raise
-            time.sleep(0.01)
+            time.sleep(delay)
 
 
 def _create_sqlite_engine(url: URL) -> Engine:
@@ -215,18 +223,21 @@ class EventStore:
         until: datetime | None = None,
         model_version: str | None = None,
         last_n: int | None = None,
-        chunk_size: int = 100_000,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        probabilities: bool = True,
     ) -> Iterator[EventChunk]:
         """Yield the matching events oldest first, at most ``chunk_size`` per chunk.
 
-        Filters as in ``count``; ``last_n`` keeps only the newest ``last_n`` matching events.
+        Filters as in ``count``; ``last_n`` keeps only the newest ``last_n`` matching events;
+        ``probabilities=False`` leaves that column unread (``EventChunk.probabilities`` None).
         Each chunk is one keyset-paginated query (``(timestamp, id) > last seen``), so memory
         stays bounded by the chunk size and no transaction stays open between chunks.
         """
         _require_positive("chunk_size", chunk_size)
         _require_positive("last_n", last_n)
         conditions = self._conditions(since, until, model_version)
-        return self._chunks(conditions, last_n, chunk_size)
+        columns = chunk_columns(self._engine.dialect, probabilities=probabilities)
+        return self._chunks(conditions, last_n, chunk_size, columns)
 
     def close(self) -> None:
         """Release every pooled connection."""
@@ -249,7 +260,11 @@ class EventStore:
         return conditions
 
     def _chunks(
-        self, conditions: list[sa.ColumnElement[bool]], last_n: int | None, chunk_size: int
+        self,
+        conditions: list[sa.ColumnElement[bool]],
+        last_n: int | None,
+        chunk_size: int,
+        columns: list[sa.ColumnElement[Any]],
     ) -> Iterator[EventChunk]:
         self.ensure_schema()
         key = sa.tuple_(prediction_events.c.timestamp, prediction_events.c.id)
@@ -260,7 +275,6 @@ class EventStore:
                 start = self._start_of_last_n(connection, conditions, last_n)
             if start is not None:
                 position = key >= _key_values(*start)
-        columns = chunk_columns(self._engine.dialect)
         while remaining is None or remaining > 0:
             limit = chunk_size if remaining is None else min(chunk_size, remaining)
             query = sa.select(*columns).where(*conditions).order_by(*key.clauses).limit(limit)
