@@ -17,8 +17,6 @@ from artpulse_contract.registry.failures import RegistryError
 from artpulse_contract.registry.lookups import resolve_reference
 from artpulse_contract.registry.uris import InvalidModelURI, parse_model_uri, pinned_uri
 
-_SERVING: dict[str, int] = {}
-
 
 class ModelLoadError(RuntimeError):
     """The configured model cannot be loaded right now (bad URI, registry down, no such version)."""
@@ -64,21 +62,3 @@ def load_registered_model(tracking_uri: str, uri: str) -> LoadedModel:
             f"{pinned} is a {type(classifier).__name__}, not an ArtPulseClassifier pyfunc"
         )
     return LoadedModel(name, version, classifier)
-
-
-def mark_serving(model_name: str, serving: bool) -> None:
-    """Count a loaded instance of the V2 model ``model_name`` in (or out of) this process.
-
-    MLServer re-imports the runtime module on every load, so this lives here, not on the class.
-    During a reload the new instance is counted before the old one leaves.
-    """
-    count = _SERVING.get(model_name, 0) + (1 if serving else -1)
-    if count > 0:
-        _SERVING[model_name] = count
-    else:
-        _SERVING.pop(model_name, None)
-
-
-def is_serving(model_name: str) -> bool:
-    """True while an earlier instance of ``model_name`` serves (a load is then a reload)."""
-    return _SERVING.get(model_name, 0) > 0

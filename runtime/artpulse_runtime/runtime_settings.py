@@ -107,6 +107,7 @@ class ServingSettings(ArtPulseSettings):
             max_images=self.max_images_per_request,
             max_rows=self.max_feature_rows_per_request,
             max_request_id_length=self.max_request_id_length,
+            max_image_bytes=self.max_image_bytes,
         )
 
     @property

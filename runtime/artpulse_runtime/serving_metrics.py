@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 from prometheus_client import Counter, Gauge, Histogram
 
+from artpulse_contract.constants import LABELS
 from artpulse_contract.events import EventRecorder
 
 PREDICTIONS_TOTAL = "artpulse_predictions"
@@ -42,6 +44,19 @@ class ServingMetrics:
     spool_bytes: Gauge
     spool_corrupt_segments: Counter
     requests_refused: Counter
+
+    def count_predictions(
+        self, model_name: str, model_version: str, input_kind: str, indices: np.ndarray
+    ) -> None:
+        """Count a request's predicted labels (class indices), one increment per label."""
+        counts = np.bincount(indices, minlength=len(LABELS))
+        for index in np.flatnonzero(counts):
+            self.predictions.labels(
+                model_name=model_name,
+                model_version=model_version,
+                label=LABELS[index],
+                input_kind=input_kind,
+            ).inc(int(counts[index]))
 
 
 _METRICS: ServingMetrics | None = None
