@@ -150,10 +150,6 @@ def running_server(
     live), raising ServerStartError with the log's tail if it exits or ``timeout`` passes.
     On exit the server gets SIGTERM, so it flushes its event queue before it stops.
     """
-    state_dir = settings.ensure_state_dir()
-    log_dir = state_dir / "logs"
-    log_dir.mkdir(exist_ok=True)
-    log_path = log_dir / f"server-{http_port}.log"
     overrides = {
         "MLSERVER_HOST": "127.0.0.1",
         "MLSERVER_HTTP_PORT": str(http_port),
@@ -165,10 +161,7 @@ def running_server(
         settings, base=os.environ, model_uri=model_uri, overrides=overrides
     )
     command = server_command(repository, guarded=guarded)
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            command, env=process_env, cwd=state_dir, stdout=log, stderr=subprocess.STDOUT
-        )
+    process, log_path = _start(settings, command, process_env, f"server-{http_port}.log")
     handle = ServerHandle(
         http_url=f"http://127.0.0.1:{http_port}",
         grpc_target=f"127.0.0.1:{grpc_port}",
@@ -181,6 +174,20 @@ def running_server(
         yield handle
     finally:
         stop_server(process)
+
+
+def _start(
+    settings: ArtPulseSettings, command: list[str], env: Mapping[str, str], log_name: str
+) -> tuple[subprocess.Popen[bytes], Path]:
+    """Start ``command`` in the state folder, its output going to ``logs/<log_name>`` there."""
+    state_dir = settings.ensure_state_dir()
+    log_path = state_dir / "logs" / log_name
+    log_path.parent.mkdir(exist_ok=True)
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            command, env=dict(env), cwd=state_dir, stdout=log, stderr=subprocess.STDOUT
+        )
+    return process, log_path
 
 
 def server_on_free_ports(
