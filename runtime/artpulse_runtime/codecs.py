@@ -68,6 +68,22 @@ def _elements(request_input: RequestInput) -> Any:
     return data
 
 
+_LIMIT_VARIABLES = {
+    REASON_TOO_MANY_IMAGES: "ARTPULSE_MAX_IMAGES_PER_REQUEST",
+    REASON_TOO_MANY_ROWS: "ARTPULSE_MAX_FEATURE_ROWS_PER_REQUEST",
+}
+
+
+def _within(name: str, count: int, unit: str, limit: int, reason: str) -> None:
+    """Refuse an input of more than ``limit`` elements, naming the limit's variable."""
+    if count > limit:
+        raise InvalidInputError(
+            f"input {name!r} has {count} {unit}, above the limit of {limit} per request "
+            f"({_LIMIT_VARIABLES[reason]}); split it into several requests",
+            reason,
+        )
+
+
 class ImageCodec:
     """``image``: BYTES [N] (or [N, 1]) -> the N encoded images, as bytes.
 
@@ -93,13 +109,7 @@ class ImageCodec:
                 f"input {INPUT_IMAGE!r} has shape {shape}; expected [N] with N >= 1 (one "
                 "encoded image per element)"
             )
-        limit = self._limits.max_images
-        if shape[0] > limit:
-            raise InvalidInputError(
-                f"input {INPUT_IMAGE!r} has {shape[0]} images, above the limit of {limit} per "
-                "request (ARTPULSE_MAX_IMAGES_PER_REQUEST); split it into several requests",
-                REASON_TOO_MANY_IMAGES,
-            )
+        _within(INPUT_IMAGE, shape[0], "images", self._limits.max_images, REASON_TOO_MANY_IMAGES)
         data = _elements(request_input)
         items = data if isinstance(data, list) else [data]
         if len(items) != shape[0]:
@@ -153,13 +163,7 @@ class FeatureCodec:
                 f"input {INPUT_FEATURES!r} has shape {shape}; expected [N, {width}] with "
                 f"columns {list(FEATURE_NAMES)}"
             )
-        limit = self._limits.max_rows
-        if shape[0] > limit:
-            raise InvalidInputError(
-                f"input {INPUT_FEATURES!r} has {shape[0]} rows, above the limit of {limit} per "
-                "request (ARTPULSE_MAX_FEATURE_ROWS_PER_REQUEST); split it into several requests",
-                REASON_TOO_MANY_ROWS,
-            )
+        _within(INPUT_FEATURES, shape[0], "rows", self._limits.max_rows, REASON_TOO_MANY_ROWS)
         try:
             values = np.asarray(_elements(request_input), dtype=np.float32).reshape(-1)
         except (TypeError, ValueError) as exc:

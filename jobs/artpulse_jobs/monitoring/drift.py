@@ -36,7 +36,7 @@ from artpulse_contract.events.store import DEFAULT_CHUNK_SIZE
 from artpulse_contract.registry import tags
 from artpulse_contract.registry.connection import client_for, configure_tracking, ensure_experiment
 from artpulse_contract.registry.failures import RegistryEntryMissing
-from artpulse_contract.registry.lookups import existing_version, version_for_alias
+from artpulse_contract.registry.lookups import chosen_version
 from artpulse_contract.settings import ArtPulseSettings
 from artpulse_jobs.monitoring.drift_html import write_html
 from artpulse_jobs.monitoring.drift_report import (
@@ -108,15 +108,11 @@ class DriftResult:
 
 def resolve_version(client: MlflowClient, name: str, version: str | None) -> ModelVersion:
     """Version ``version`` of ``name``, or the champion when None."""
-    if version is None:
-        champion = version_for_alias(client, name, ALIAS_CHAMPION)
-        if champion is None:
-            raise DriftError(f"{name} has no '{ALIAS_CHAMPION}' alias; train a model first")
-        return champion
     try:
-        return existing_version(client, name, version)
+        return chosen_version(client, name, version, ALIAS_CHAMPION)
     except RegistryEntryMissing as error:
-        raise DriftError(f"version {version!r} of {name} does not exist ({error})") from error
+        hint = "train a model first" if version is None else "see `artpulse models`"
+        raise DriftError(f"{error}; {hint}") from error
 
 
 def _no_artifact(version: ModelVersion, artifact: str, error: Exception) -> DriftError:

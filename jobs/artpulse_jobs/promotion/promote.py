@@ -29,7 +29,7 @@ from artpulse_contract.constants import (
 from artpulse_contract.registry import tags
 from artpulse_contract.registry.connection import client_for, configure_tracking, ensure_experiment
 from artpulse_contract.registry.failures import RegistryEntryMissing
-from artpulse_contract.registry.lookups import existing_version, version_for_alias
+from artpulse_contract.registry.lookups import chosen_version, version_for_alias
 from artpulse_contract.registry.moves import (
     AliasChange,
     AliasMove,
@@ -71,13 +71,6 @@ class PromotionOutcome:
     forced: bool = False
     evaluation_source: str | None = None
     aliases: dict[str, str] = field(default_factory=dict)
-
-
-def _existing_version(client: MlflowClient, name: str, version: str) -> ModelVersion:
-    try:
-        return existing_version(client, name, version)
-    except RegistryEntryMissing as error:
-        raise PromotionError(f"version {version!r} of {name} does not exist ({error})") from error
 
 
 def _logged_move(move: Callable[[], AliasMove | None]) -> AliasMove | None:
@@ -125,12 +118,11 @@ def _record(
 
 def _candidate(client: MlflowClient, name: str, version: str | None) -> ModelVersion:
     """Version ``version`` of ``name``, or the one aliased challenger."""
-    if version is None:
-        challenger = version_for_alias(client, name, ALIAS_CHALLENGER)
-        if challenger is None:
-            raise PromotionError(f"{name} has no '{ALIAS_CHALLENGER}' alias; pass --version N")
-        return challenger
-    return _existing_version(client, name, version)
+    try:
+        return chosen_version(client, name, version, ALIAS_CHALLENGER)
+    except RegistryEntryMissing as error:
+        hint = "pass --version N" if version is None else "see `artpulse models`"
+        raise PromotionError(f"{error}; {hint}") from error
 
 
 def promote(
