@@ -1,7 +1,11 @@
 """The feature contract: every image, in training and in serving, becomes these five numbers.
 
-See ``../shared/docs/feature-contract.md``. Reductions run on exact integer sums, so the
-single-image and batch forms return the same values bit for bit.
+On the image ``imaging.prepare_image`` gives (RGB, 128 x 128, bilinear), with channels scaled
+to [0, 1]: ``hue_mean``, ``sat_mean``, ``val_mean`` are the means of Pillow's HSV channels;
+``contrast`` is ``clip(2 * std(gray), 0, 1)`` and ``edges`` the mean absolute difference of
+horizontal and of vertical neighbours in grey, averaged and clipped to [0, 1]. All float32,
+in ``FEATURE_NAMES`` order. Reductions run on exact integer sums, so the single-image and
+batch forms return the same values bit for bit.
 """
 
 from __future__ import annotations
