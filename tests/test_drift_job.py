@@ -16,6 +16,7 @@ from mlflow import MlflowClient
 
 from artpulse_contract.constants import (
     ALIAS_CHAMPION,
+    DRIFT_EXPERIMENT,
     DRIFT_REPORT_HTML,
     DRIFT_REPORT_JSON,
     LABELS,
@@ -25,7 +26,7 @@ from artpulse_contract.registry.connection import configure_tracking
 from artpulse_contract.settings import ArtPulseSettings
 from artpulse_jobs.cli import main
 from artpulse_jobs.commands.drift import EXIT_DRIFT
-from artpulse_jobs.monitoring.drift import DRIFT_EXPERIMENT, DriftError, DriftWindow, run_drift
+from artpulse_jobs.monitoring.drift import DriftError, DriftWindow, run_drift
 from support.monitoring import TrainedChampion, trained_champion, write_events
 
 pytestmark = pytest.mark.slow
