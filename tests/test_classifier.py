@@ -14,7 +14,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from artpulse_contract.classifier import PROBABILITY_COLUMNS, ArtPulseClassifier, linear_softmax_of
-from artpulse_contract.constants import FEATURE_NAMES, LABELS
+from artpulse_contract.constants import FEATURE_NAMES, LABELS, FeatureMode
 
 
 def training_rows(classes: list[int], seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -82,3 +82,14 @@ def test_a_version_pickled_before_the_contract_split_still_loads() -> None:
     assert isinstance(restored, ArtPulseClassifier)
     rows = training_rows([0, 1, 2, 3, 4], seed=3)[0]
     np.testing.assert_array_equal(restored.predict_proba(rows), model.predict_proba(rows))
+
+
+def test_the_feature_mode_travels_with_the_pickle_and_defaults_to_exact() -> None:
+    estimator = logistic([0, 1, 2, 3, 4])
+    draft = pickle.loads(cloudpickle.dumps(ArtPulseClassifier(estimator, FeatureMode.DRAFT)))
+    assert draft.feature_mode is FeatureMode.DRAFT
+    # A version pickled before the mode was recorded holds the estimator only.
+    legacy = ArtPulseClassifier.__new__(ArtPulseClassifier)
+    legacy.__setstate__({"estimator": estimator})
+    assert legacy.feature_mode is FeatureMode.EXACT
+    assert ArtPulseClassifier(estimator).feature_mode is FeatureMode.EXACT

@@ -2,7 +2,9 @@
 labels and class probabilities in the contract's label order.
 
 The estimator is fitted on class indices (positions in ``LABELS``). A training set may lack
-some labels; their probability columns are then zero.
+some labels; their probability columns are then zero. The pyfunc also records the
+``FeatureMode`` its features were computed in; a model pickled before the record existed is
+``EXACT``.
 
 The linear candidate gets a numpy path: scikit-learn's ``Pipeline.predict_proba`` spends
 0.4-0.6 ms per call on input validation and dispatch, most of a linear model's cost on the
@@ -23,7 +25,12 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from artpulse_contract.constants import FEATURE_NAMES, LABELS, PROBABILITY_COLUMN_PREFIX
+from artpulse_contract.constants import (
+    FEATURE_NAMES,
+    LABELS,
+    PROBABILITY_COLUMN_PREFIX,
+    FeatureMode,
+)
 
 PROBABILITY_COLUMNS = tuple(f"{PROBABILITY_COLUMN_PREFIX}{label}" for label in LABELS)
 
@@ -81,16 +88,19 @@ def as_feature_matrix(rows: Any) -> np.ndarray:
 class ArtPulseClassifier(PythonModel):
     """Pyfunc wrapper: feature rows in, a label and one probability per label out."""
 
-    def __init__(self, estimator: Any) -> None:
+    def __init__(self, estimator: Any, feature_mode: FeatureMode = FeatureMode.EXACT) -> None:
+        """Wrap ``estimator``, fitted on features computed in ``feature_mode``."""
         self.estimator = estimator
+        self.feature_mode = FeatureMode(feature_mode)
         self._linear: LinearSoftmax | None = linear_softmax_of(estimator)
 
     def __getstate__(self) -> dict[str, Any]:
-        # Only the estimator is stored; the numpy path is derived again when loaded.
-        return {"estimator": self.estimator}
+        # The estimator and the mode are stored; the numpy path is derived again when loaded.
+        return {"estimator": self.estimator, "feature_mode": self.feature_mode.value}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.estimator = state["estimator"]
+        self.feature_mode = FeatureMode(state.get("feature_mode", FeatureMode.EXACT))
         self._linear = linear_softmax_of(self.estimator)
 
     def predict_proba(self, features: np.ndarray) -> np.ndarray:

@@ -162,13 +162,14 @@ class ModelLifecycle:
         self.serving = Serving(loaded, self._extractor, batcher, recorder)
         mark_serving(self.name, True)
         logger.info(
-            "model %r serves registry version %s of %r (from %s, loaded in %.2f s; batching %s, "
-            "%d decode threads, events %s)",
+            "model %r serves registry version %s of %r (from %s, loaded in %.2f s; %s features, "
+            "batching %s, %d decode threads, events %s)",
             self.name,
             loaded.version,
             loaded.name,
             settings.model_uri,
             time.perf_counter() - started,
+            loaded.feature_mode.value,
             "on" if batcher.enabled else "off",
             settings.resolved_decode_threads,
             "on" if recorder else "off",

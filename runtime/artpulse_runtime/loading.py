@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import mlflow.pyfunc
 
 from artpulse_contract.classifier import ArtPulseClassifier
+from artpulse_contract.constants import FeatureMode
 from artpulse_contract.registry.connection import client_for, limit_http_waits, use_registry
 from artpulse_contract.registry.failures import RegistryError
 from artpulse_contract.registry.lookups import resolve_reference
@@ -29,6 +30,11 @@ class LoadedModel:
     name: str
     version: str
     classifier: ArtPulseClassifier
+
+    @property
+    def feature_mode(self) -> FeatureMode:
+        """How this model's features are computed from images (what it was trained on)."""
+        return self.classifier.feature_mode
 
 
 def resolve_version(tracking_uri: str, uri: str) -> str:

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from mlserver import MLModel
 from mlserver.errors import ModelNotReady
 from mlserver.settings import ModelSettings
-from mlserver.types import InferenceRequest, InferenceResponse, MetadataModelResponse
+from mlserver.types import InferenceRequest, InferenceResponse, MetadataModelResponse, Parameters
 
 from artpulse_contract.constants import INPUT_IMAGE, LABELS
 from artpulse_contract.errors import BatchImageError
@@ -32,6 +32,10 @@ from artpulse_runtime.serving_metrics import serving_metrics
 
 UNLOAD_GRACE_SECONDS = 30.0
 """How long an unload waits for the requests in flight."""
+
+FEATURE_MODE_PARAMETER = "feature_mode"
+"""Metadata parameter naming the loaded model's ``FeatureMode`` (``exact`` or ``draft``): how
+a client computing its own feature rows should compute them."""
 
 
 class ArtPulseRuntime(MLModel):
@@ -54,11 +58,15 @@ class ArtPulseRuntime(MLModel):
         self.ready = True
 
     async def metadata(self) -> MetadataModelResponse:
-        """The declared inputs and outputs, with the loaded registry version in ``versions``."""
+        """The declared inputs and outputs, with the loaded registry version in ``versions``
+        and its feature mode in ``parameters``."""
         response: MetadataModelResponse = await super().metadata()
         serving = self._lifecycle.serving if self._lifecycle else None
         if serving is not None:
             response.versions = [serving.loaded.version]
+            response.parameters = Parameters(
+                **{FEATURE_MODE_PARAMETER: serving.loaded.feature_mode.value}
+            )
         return response
 
     async def predict(self, payload: InferenceRequest) -> InferenceResponse:
@@ -84,7 +92,9 @@ class ArtPulseRuntime(MLModel):
             request = decode_request(payload, limits)
             async with serving.batcher.request():
                 if request.features is None:
-                    features = await serving.extractor.extract(request.images)
+                    features = await serving.extractor.extract(
+                        request.images, serving.loaded.feature_mode
+                    )
                 else:
                     features = request.features
                 probabilities = await serving.batcher.predict(features)

@@ -13,7 +13,12 @@ from mlflow.models import infer_signature
 from mlflow.models.model import ModelInfo
 
 from artpulse_contract.classifier import ArtPulseClassifier
-from artpulse_contract.constants import ALIAS_CHALLENGER, ALIAS_CHAMPION, FEATURE_NAMES
+from artpulse_contract.constants import (
+    ALIAS_CHALLENGER,
+    ALIAS_CHAMPION,
+    FEATURE_NAMES,
+    FeatureMode,
+)
 from artpulse_contract.registry.lookups import version_for_alias
 
 MODEL_ARTIFACT_NAME = "model"
@@ -32,12 +37,15 @@ def pip_requirements() -> list[str]:
     return [f"{name}=={package_version(name)}" for name in _REQUIRED_PACKAGES]
 
 
-def log_classifier(estimator: Any, example_rows: np.ndarray) -> ModelInfo:
+def log_classifier(
+    estimator: Any, example_rows: np.ndarray, feature_mode: FeatureMode = FeatureMode.EXACT
+) -> ModelInfo:
     """Log ``estimator`` as an ``ArtPulseClassifier`` pyfunc in the active run.
 
-    The signature and input example are taken from ``example_rows`` (feature rows).
+    The signature and input example are taken from ``example_rows`` (feature rows, computed
+    in ``feature_mode``, which the pyfunc records).
     """
-    model = ArtPulseClassifier(estimator)
+    model = ArtPulseClassifier(estimator, feature_mode)
     example = pd.DataFrame(example_rows.astype(np.float64), columns=list(FEATURE_NAMES))
     signature = infer_signature(example, model.predict(None, example))
     return mlflow.pyfunc.log_model(
