@@ -13,7 +13,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from artpulse_contract.classifier import PROBABILITY_COLUMNS, ArtPulseClassifier, linear_softmax_of
+from artpulse_contract.classifier import PROBABILITY_COLUMNS, ArtPulseClassifier
+from artpulse_contract.scoring import linear_softmax_of
 from artpulse_contract.constants import FEATURE_NAMES, LABELS, FeatureMode
 
 

@@ -1,29 +1,19 @@
 """The model ArtPulse logs to MLflow: a scikit-learn estimator behind a pyfunc that returns
 labels and class probabilities in the contract's label order.
 
-The estimator is fitted on class indices (positions in ``LABELS``). A training set may lack
-some labels; their probability columns are then zero. The pyfunc also records the
-``FeatureMode`` its features were computed in; a model pickled before the record existed is
-``EXACT``.
-
-The linear candidate gets a numpy path: scikit-learn's ``Pipeline.predict_proba`` spends
-0.4-0.6 ms per call on input validation and dispatch, most of a linear model's cost on the
-serving hot path. For a ``StandardScaler -> LogisticRegression`` pipeline with a softmax over
-three or more classes the same probabilities are ``softmax(x @ W.T + b)`` with the scaler
-folded into ``W`` and ``b`` (``LinearSoftmax``).
+The pyfunc scores through the estimator's ``Scorer`` (``artpulse_contract.scoring``: the
+numpy path of a linear model, the label order) and records the ``FeatureMode`` its features
+were computed in; a model pickled before the record existed is ``EXACT``. Pickles hold the
+estimator and the mode; the scorer is derived again when loaded.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from mlflow.pyfunc import PythonModel
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import StandardScaler
 
 from artpulse_contract.constants import (
     FEATURE_NAMES,
@@ -31,41 +21,9 @@ from artpulse_contract.constants import (
     PROBABILITY_COLUMN_PREFIX,
     FeatureMode,
 )
+from artpulse_contract.scoring import Scorer
 
 PROBABILITY_COLUMNS = tuple(f"{PROBABILITY_COLUMN_PREFIX}{label}" for label in LABELS)
-
-
-@dataclass(frozen=True)
-class LinearSoftmax:
-    """Class probabilities as ``softmax(features @ weights.T + intercept)``."""
-
-    weights: np.ndarray  # (classes, features)
-    intercept: np.ndarray  # (classes,)
-
-    def predict_proba(self, features: np.ndarray) -> np.ndarray:
-        """Probabilities (N, classes) in the estimator's ``classes_`` order, float64."""
-        logits = np.asarray(features, dtype=np.float64) @ self.weights.T + self.intercept
-        logits -= logits.max(axis=1, keepdims=True)
-        np.exp(logits, out=logits)
-        logits /= logits.sum(axis=1, keepdims=True)
-        return logits
-
-
-def linear_softmax_of(estimator: Any) -> LinearSoftmax | None:
-    """The folded form of a scaler + multinomial logistic pipeline, or None for anything else."""
-    if not isinstance(estimator, Pipeline) or len(estimator.steps) != 2:
-        return None
-    scaler, model = estimator.steps[0][1], estimator.steps[1][1]
-    if not isinstance(scaler, StandardScaler) or not isinstance(model, LogisticRegression):
-        return None
-    coef = np.asarray(model.coef_, dtype=np.float64)
-    if len(model.classes_) < 3 or coef.shape[0] != len(model.classes_):
-        return None  # binary models use a sigmoid, not a softmax
-    mean = scaler.mean_ if scaler.with_mean else np.zeros(coef.shape[1])
-    scale = scaler.scale_ if scaler.with_std else np.ones(coef.shape[1])
-    weights = coef / np.asarray(scale, dtype=np.float64)
-    intercept = np.asarray(model.intercept_, dtype=np.float64) - weights @ np.asarray(mean)
-    return LinearSoftmax(weights=weights, intercept=intercept)
 
 
 def as_feature_matrix(rows: Any) -> np.ndarray:
@@ -91,25 +49,24 @@ class ArtPulseClassifier(PythonModel):
     def __init__(self, estimator: Any, feature_mode: FeatureMode = FeatureMode.EXACT) -> None:
         """Wrap ``estimator``, fitted on features computed in ``feature_mode``."""
         self.estimator = estimator
-        self.feature_mode = FeatureMode(feature_mode)
-        self._linear: LinearSoftmax | None = linear_softmax_of(estimator)
+        self.scorer = Scorer.of(estimator, feature_mode)
+
+    @property
+    def feature_mode(self) -> FeatureMode:
+        """How the estimator's features were computed from images."""
+        return self.scorer.feature_mode
 
     def __getstate__(self) -> dict[str, Any]:
-        # The estimator and the mode are stored; the numpy path is derived again when loaded.
+        # The estimator and the mode are stored; the scorer is derived again when loaded.
         return {"estimator": self.estimator, "feature_mode": self.feature_mode.value}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.estimator = state["estimator"]
-        self.feature_mode = FeatureMode(state.get("feature_mode", FeatureMode.EXACT))
-        self._linear = linear_softmax_of(self.estimator)
+        self.scorer = Scorer.of(self.estimator, state.get("feature_mode", FeatureMode.EXACT))
 
     def predict_proba(self, features: np.ndarray) -> np.ndarray:
         """Class probabilities, shape (N, 5), columns in ``LABELS`` order."""
-        linear = self._linear
-        raw = linear.predict_proba(features) if linear else self.estimator.predict_proba(features)
-        probabilities = np.zeros((features.shape[0], len(LABELS)), dtype=np.float32)
-        probabilities[:, np.asarray(self.estimator.classes_, dtype=np.int64)] = raw
-        return probabilities
+        return self.scorer.predict_proba(features)
 
     def predict(
         self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None

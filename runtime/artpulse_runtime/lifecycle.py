@@ -154,7 +154,7 @@ class ModelLifecycle:
         parameters = self._model_settings.parameters
         extra = (parameters.extra if parameters else None) or {}
         batcher = FeatureBatcher(
-            loaded.classifier.predict_proba,
+            loaded.scorer.predict_proba,
             max_batch_size=int(extra.get(BATCH_SIZE_PARAMETER, 1)),
             max_batch_time=float(extra.get(BATCH_TIME_PARAMETER, 0.0)),
         )

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import pickle
+import tempfile
 from importlib.metadata import version as package_version
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import mlflow
@@ -17,6 +20,7 @@ from artpulse_contract.constants import (
     ALIAS_CHALLENGER,
     ALIAS_CHAMPION,
     FEATURE_NAMES,
+    SCORER_ARTIFACT,
     FeatureMode,
 )
 from artpulse_contract.registry.lookups import version_for_alias
@@ -40,21 +44,26 @@ def pip_requirements() -> list[str]:
 def log_classifier(
     estimator: Any, example_rows: np.ndarray, feature_mode: FeatureMode = FeatureMode.EXACT
 ) -> ModelInfo:
-    """Log ``estimator`` as an ``ArtPulseClassifier`` pyfunc in the active run.
+    """Log ``estimator`` as an ``ArtPulseClassifier`` pyfunc in the active run, with its
+    ``Scorer`` beside it (``SCORER_ARTIFACT``) for servers.
 
     The signature and input example are taken from ``example_rows`` (feature rows, computed
-    in ``feature_mode``, which the pyfunc records).
+    in ``feature_mode``, which the pyfunc and the scorer record).
     """
     model = ArtPulseClassifier(estimator, feature_mode)
     example = pd.DataFrame(example_rows.astype(np.float64), columns=list(FEATURE_NAMES))
     signature = infer_signature(example, model.predict(None, example))
-    return mlflow.pyfunc.log_model(
-        name=MODEL_ARTIFACT_NAME,
-        python_model=model,
-        signature=signature,
-        input_example=example,
-        pip_requirements=pip_requirements(),
-    )
+    with tempfile.TemporaryDirectory(prefix="artpulse-scorer-") as folder:
+        scorer = Path(folder) / PurePosixPath(SCORER_ARTIFACT).name
+        scorer.write_bytes(pickle.dumps(model.scorer, protocol=pickle.HIGHEST_PROTOCOL))
+        return mlflow.pyfunc.log_model(
+            name=MODEL_ARTIFACT_NAME,
+            python_model=model,
+            artifacts={scorer.stem: str(scorer)},
+            signature=signature,
+            input_example=example,
+            pip_requirements=pip_requirements(),
+        )
 
 
 def register_version(
