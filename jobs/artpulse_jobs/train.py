@@ -188,7 +188,6 @@ def run_training(
                         "skipped_files": len(dataset["skipped"]),
                     }
                 )
-                mlflow.log_metrics({**metrics, "skipped_files": len(dataset["skipped"])})
                 mlflow.log_dict(dataset, DATASET_ARTIFACT)
                 if evals:
                     mlflow.log_dict(
@@ -200,6 +199,13 @@ def run_training(
                 log_model_evidence(split, folder)
             with _timed(timings, "model"):
                 info = log_classifier(best.estimator, split.train_features[:3])
+            with _timed(timings, "logging"):
+                # After the model, linked to it: logging the model copies the run's metrics
+                # logged so far onto it with the same key, step and timestamp, which a
+                # PostgreSQL backend store rejects as duplicate keys (metric_pk).
+                mlflow.log_metrics(
+                    {**metrics, "skipped_files": len(dataset["skipped"])}, model_id=info.model_id
+                )
             with _timed(timings, "register"):
                 tags = build_version_tags(best, dataset["content_hash"], version_tags)
                 version, aliases = register_version(tracking_client(), info.model_uri, name, tags)
