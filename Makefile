@@ -3,6 +3,8 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
+# `import mlflow` reports usage to an outside host unless this is set; set it to false to allow.
+export MLFLOW_DISABLE_TELEMETRY ?= true
 
 .PHONY: venv test lint format demo clean generate-images train models
 
