@@ -104,6 +104,7 @@ def test_bootstrap_and_cronjob_commands_run_with_their_manifest_environment(
     )
     assert initial_uri == f"models:/{MODEL_NAME}/{champion.version}"
     mlflow.set_tracking_uri(registry_uri)
+    mlflow.set_registry_uri(registry_uri)
     model = mlflow.pyfunc.load_model(initial_uri)
     rows = pd.DataFrame(np.full((2, len(FEATURE_NAMES)), 0.5), columns=list(FEATURE_NAMES))
     labels = list(model.predict(rows)["label"])
