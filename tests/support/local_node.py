@@ -20,6 +20,7 @@ SHARED_DIR = Path(os.environ.get("ARTPULSE_SHARED_DIR", REPO.parent / "shared"))
 
 LOCAL_NODE = SHARED_DIR / "k8s" / "local-node"
 START_TIMEOUT = 600
+STOP_TIMEOUT = 300
 
 
 class NodeError(RuntimeError):
@@ -44,29 +45,24 @@ class LocalNode:
 
     rundir: Path
 
-    def start(self) -> str:
-        """Start the node and return its kubeconfig path; raise NodeError with the log."""
-        result = subprocess.run(
-            [str(LOCAL_NODE), "start", str(self.rundir)],
+    def _run(self, command: str, timeout: float) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(LOCAL_NODE), command, str(self.rundir)],
             capture_output=True,
             text=True,
             check=False,
-            timeout=START_TIMEOUT,
+            timeout=timeout,
         )
+
+    def start(self) -> str:
+        """Start the node and return its kubeconfig path; raise NodeError with the log."""
+        result = self._run("start", START_TIMEOUT)
         found = re.search(r"^export KUBECONFIG=(\S+)$", result.stdout, re.MULTILINE)
         if result.returncode != 0 or found is None:
-            raise NodeError(
-                f"local-node start failed ({result.returncode}):\n{result.stderr[-4000:]}"
-            )
+            tail = result.stderr[-4000:]
+            raise NodeError(f"local-node start failed ({result.returncode}):\n{tail}")
         return found.group(1)
 
     def stop(self) -> str:
         """Stop everything this run started (safe to repeat); return the tool's log."""
-        result = subprocess.run(
-            [str(LOCAL_NODE), "stop", str(self.rundir)],
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=300,
-        )
-        return result.stderr
+        return self._run("stop", STOP_TIMEOUT).stderr
