@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -121,7 +122,10 @@ def test_both_sets_resolve_from_the_index_to_the_pins(tmp_path: Path) -> None:
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     pip = [str(venv / "bin" / "python"), "-m", "pip", "--disable-pip-version-check", "-q"]
-    tools = [f"{name}=={metadata.version(name)}" for name in ("setuptools", "wheel")]
+    stages = parse_dockerfile(REPO / DOCKERFILES[0])
+    install = " ".join(stage_named(stages, "serving-deps").values("RUN"))
+    tools = re.findall(r'"((?:pip|setuptools|wheel)==[^"]+)"', install)
+    assert len(tools) == 3, install
     subprocess.run([*pip, "install", "--only-binary=:all:", *tools], check=True, timeout=300)
     pins = constraints()
     for name, lines in files.items():

@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -99,6 +100,7 @@ def cluster(node: str, steps: Steps, pytestconfig: pytest.Config) -> Cluster:
         for line in build_images(objects, pytestconfig.stash[ARTIFACTS] / "images.log"):
             steps.note(line)
     with steps.step("kubectl apply the dev overlay"):
+        result.applied_at = time.time()
         for line in apply_as_a_user(result):
             steps.note(line)
         for line in e2e_adjustments(result):

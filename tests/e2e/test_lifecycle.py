@@ -151,7 +151,7 @@ def test_1_platform_starts_and_the_runtime_waits_for_version_1(life: Lifecycle) 
         steps.step("step 1: platform up, bootstrap trains version 1"),
         RuntimePodWatch(cluster) as watch,
     ):
-        start = time.time()
+        start = cluster.applied_at
         for what, kind, name, wanted in (
             ("PostgreSQL", "statefulset", "artpulse-postgres", "readyReplicas"),
             ("MLflow", "deployment", "artpulse-mlflow", "availableReplicas"),

@@ -45,6 +45,8 @@ class Cluster:
     namespace: str
     rendered: list[Obj] = field(default_factory=list)
     """The objects of the overlay as rendered (before the apply left anything out)."""
+    applied_at: float = 0.0
+    """When the overlay was applied (seconds since the epoch)."""
 
     def kubectl(self, *args: str, stdin: str | None = None, timeout: float = 120) -> str:
         """kubectl in the namespace; raise with its stderr on failure."""
