@@ -94,7 +94,7 @@ def cluster(node: str, steps: Steps, pytestconfig: pytest.Config) -> Cluster:
     two documented adjustments; returns once every object exists."""
     objects = render_dir(DEV_OVERLAY)
     namespace = next(o["metadata"]["name"] for o in objects if o["kind"] == "Namespace")
-    result = Cluster(node, namespace, objects)
+    result = Cluster(node, namespace, objects, artifacts=pytestconfig.stash[ARTIFACTS])
     pytestconfig.stash[CLUSTER] = result
     with steps.step("build both images (make images)"):
         for line in build_images(objects, pytestconfig.stash[ARTIFACTS] / "images.log"):

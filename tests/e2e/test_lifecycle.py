@@ -351,12 +351,26 @@ def test_6_operator_restart_and_pod_deletion_under_traffic(life: Lifecycle) -> N
         seconds = wait_all_serving(cluster, "3", ROLLOUT_TIMEOUT)
         steps.note(f"runtime pod {victim} deleted -> 2 pods serving again in {seconds:.0f} s")
 
-        # Traffic goes on until the deleted pod has drained, stopped and flushed its events.
+        # Traffic goes on until the deleted pod has drained, stopped and flushed its events;
+        # its last log and exit tell how it stopped.
+        last: dict[str, object] = {}
+
         def gone() -> bool:
-            return victim not in {p["metadata"]["name"] for p in cluster.pods(RUNTIME)}
+            pods = {p["metadata"]["name"]: p for p in cluster.pods(RUNTIME)}
+            if victim not in pods:
+                return True
+            statuses = pods[victim].get("status", {}).get("containerStatuses") or [{}]
+            last["terminated"] = statuses[0].get("state", {}).get("terminated")
+            log = cluster.logs(victim)
+            if not log.startswith("(kubectl"):
+                last["log"] = log
+            return False
 
         wait_for(f"pod {victim} gone", gone, ROLLOUT_TIMEOUT, 1.0)
-        steps.note(f"runtime pod {victim} gone {time.monotonic() - start:.0f} s after the delete")
+        ended = last.get("terminated") or {}
+        steps.note(f"runtime pod {victim} gone {time.monotonic() - start:.0f} s after the delete "
+                   f"(exit {ended.get('exitCode')}, {ended.get('reason')})")  # fmt: skip
+        (cluster.artifacts / f"{victim}.log").write_text(str(last.get("log", "")))
         settled = len(traffic.outcomes)
         wait_for("more traffic", lambda: len(traffic.outcomes) >= settled + 30, 60, 0.2)
         outcomes = traffic.stop()

@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from support.k8s import kubectl
@@ -47,6 +48,8 @@ class Cluster:
     """The objects of the overlay as rendered (before the apply left anything out)."""
     applied_at: float = 0.0
     """When the overlay was applied (seconds since the epoch)."""
+    artifacts: Path = Path(".")
+    """Where the run keeps logs worth reading afterwards."""
 
     def kubectl(self, *args: str, stdin: str | None = None, timeout: float = 120) -> str:
         """kubectl in the namespace; raise with its stderr on failure."""
