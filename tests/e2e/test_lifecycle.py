@@ -34,6 +34,7 @@ from pathlib import Path
 import pytest
 
 from artpulse_jobs.generate import generate_images
+from artpulse_operator.constants import MODEL_VERSION_ANNOTATION
 from artpulse_runtime.constants import (
     ALIAS_CHALLENGER,
     ALIAS_CHAMPION,
@@ -47,7 +48,6 @@ from support.e2e_cluster import Cluster, condition, is_ready
 from support.e2e_platform import PROGRESS_DEADLINE_SECONDS, RUNTIME
 from support.e2e_serving import (
     PINNED_URI,
-    VERSION_ANNOTATION,
     Registry,
     RuntimePodWatch,
     events_url,
@@ -179,7 +179,7 @@ def test_1_platform_starts_and_the_runtime_waits_for_version_1(life: Lifecycle) 
         wait_all_serving(cluster, "1", STARTUP_TIMEOUT)
         steps.note(f"all runtime pods serve version 1 {time.time() - start:.0f} s after the apply")
     template = cluster.get("deployment", RUNTIME)["spec"]["template"]
-    assert template["metadata"]["annotations"][VERSION_ANNOTATION] == "1"
+    assert template["metadata"]["annotations"][MODEL_VERSION_ANNOTATION] == "1"
     life.wait_phase("Serving", "1")
     waited = [s for s in watch.samples if s.at < registered and s.phase == "Running"]
     assert waited and not any(s.ready for s in waited), "a runtime pod was ready before v1"

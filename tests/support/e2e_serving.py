@@ -19,10 +19,9 @@ from artpulse_runtime.constants import MODEL_NAME, MODEL_URI_ENV
 from artpulse_runtime.events import EventStore
 from artpulse_runtime.events.schema import prediction_events
 from support.e2e_cluster import Cluster, is_ready, port_forward
+from support.e2e_platform import RUNTIME
 from support.polling import wait_for
 
-RUNTIME = "artpulse-runtime"
-VERSION_ANNOTATION = "artpulse.io/model-version"
 PINNED_URI = re.compile(rf"^models:/{re.escape(MODEL_NAME)}/\d+$")
 HTTP_PORT = 8080
 

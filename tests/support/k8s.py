@@ -29,11 +29,6 @@ def kubectl(kubeconfig: str, *args: str, stdin: str | None = None, timeout: floa
     return result.stdout
 
 
-def kubectl_json(kubeconfig: str, *args: str) -> dict[str, Any]:
-    """``kubectl ... -o json``, parsed."""
-    return dict(json.loads(kubectl(kubeconfig, *args, "-o", "json")))
-
-
 def served(kubeconfig: str, api_version: str, kind: str) -> bool:
     """Whether the server serves ``kind`` at ``api_version`` (API discovery)."""
     path = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
