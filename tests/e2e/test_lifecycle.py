@@ -20,15 +20,12 @@ applied the dev overlay); each later step builds on what the earlier ones left:
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
-from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -45,6 +42,14 @@ from artpulse_runtime.constants import (
     MODEL_NAME,
 )
 from support.e2e_cluster import Cluster, condition, is_ready
+from support.e2e_lifecycle import (
+    OPERATOR,
+    ROLLOUT_TIMEOUT,
+    STARTUP_TIMEOUT,
+    Lifecycle,
+    in_cluster_client,
+    run_seconds,
+)
 from support.e2e_platform import PROGRESS_DEADLINE_SECONDS, RUNTIME
 from support.e2e_serving import (
     PINNED_URI,
@@ -55,74 +60,11 @@ from support.e2e_serving import (
     wait_all_serving,
     wait_events_stored,
 )
-from support.k8s import as_yaml, job_from_cronjob
-from support.kustomize import find
 from support.polling import wait_for
 from support.steps import Steps
-from support.traffic import Outcome, SteadyTraffic
 from support.unloadable_model import register_unloadable_version
 
 pytestmark = pytest.mark.e2e
-
-RESOURCE = "artpulsemodel/artpulse-classifier"
-"""The ArtPulseModel the dev overlay applies (kubectl's kind/name form)."""
-OPERATOR = "artpulse-operator"
-STARTUP_TIMEOUT = 900
-JOB_TIMEOUT = 900
-ROLLOUT_TIMEOUT = 300
-
-
-@dataclass
-class Lifecycle:
-    """What the steps share: the cluster, the registry, the addresses and sample images."""
-
-    cluster: Cluster
-    registry: Registry
-    steps: Steps
-    images: dict[str, list[bytes]]
-    http_url: str = ""
-    grpc_target: str = ""
-    events_url: str = ""
-    answered: dict[str, str] = field(default_factory=dict)
-    """Request id -> the model version that answered, for every prediction the e2e made."""
-
-    def traffic(self, images: list[bytes] | None = None, workers: int = 3) -> SteadyTraffic:
-        """Steady traffic through the runtime Service."""
-        sample = images or [self.images[label][0] for label in LABELS]
-        return SteadyTraffic(self.http_url, self.grpc_target, sample, workers=workers)
-
-    def record(self, outcomes: list[Outcome]) -> None:
-        """Keep the answered requests, to find their events in PostgreSQL."""
-        for outcome in outcomes:
-            if outcome.model_version is not None:
-                self.answered[outcome.request_id] = outcome.model_version
-
-    def run_job(self, cronjob: str, name: str) -> tuple[str, dict[str, object]]:
-        """Create a Job from a CronJob's template exactly; wait; return its end and status."""
-        job = job_from_cronjob(find(self.cluster.rendered, "CronJob", cronjob), name)
-        self.cluster.kubectl("create", "-f", "-", stdin=as_yaml([job]))
-        end = self.cluster.wait_job(name, JOB_TIMEOUT)
-        return end, self.cluster.get("job", name)["status"]
-
-    def promote_resource(self, version: int | None) -> None:
-        """Set (or, with None, unset) ``spec.version`` of the ArtPulseModel."""
-        patch = json.dumps({"spec": {"version": version}})
-        self.cluster.kubectl("patch", RESOURCE, "--type=merge", "-p", patch)
-
-    def wait_phase(self, phase: str, version: str) -> dict[str, object]:
-        """Wait until the ArtPulseModel reports ``phase`` with ``version`` serving."""
-
-        def reached() -> dict[str, object] | None:
-            status = self.resource_status()
-            wanted = status.get("phase") == phase and status.get("servingVersion") == version
-            return status if wanted else None
-
-        return wait_for(f"phase {phase} serving {version}", reached, ROLLOUT_TIMEOUT, 1.0)
-
-    def resource_status(self) -> dict[str, object]:
-        """The ArtPulseModel's status."""
-        kind, name = RESOURCE.split("/")
-        return dict(self.cluster.get(kind, name).get("status", {}))
 
 
 @pytest.fixture(scope="module")
@@ -137,12 +79,6 @@ def life(
     }
     with ExitStack() as stack:
         yield Lifecycle(cluster, Registry(cluster, stack), steps, images)
-
-
-def _run_seconds(terminated: dict[str, str]) -> float:
-    """How long a terminated container ran."""
-    started, finished = (datetime.fromisoformat(terminated[k]) for k in ("startedAt", "finishedAt"))
-    return (finished - started).total_seconds()
 
 
 def test_1_platform_starts_and_the_runtime_waits_for_version_1(life: Lifecycle) -> None:
@@ -168,7 +104,7 @@ def test_1_platform_starts_and_the_runtime_waits_for_version_1(life: Lifecycle) 
         pods = cluster.items("pod", "job-name=artpulse-bootstrap")
         pod = next(p for p in pods if p["status"]["phase"] == "Succeeded")
         for status in pod["status"]["initContainerStatuses"] + pod["status"]["containerStatuses"]:
-            ran = _run_seconds(status["state"]["terminated"])
+            ran = run_seconds(status["state"]["terminated"])
             steps.note(f"bootstrap {status['name']}: {ran:.0f} s ({len(pods)} pod(s))")
         version_1 = life.registry.client.get_model_version(MODEL_NAME, "1")
         registered = int(version_1.creation_timestamp) / 1000
@@ -197,33 +133,10 @@ def test_2_predictions_over_rest_and_grpc_land_in_postgresql(life: Lifecycle) ->
                     ("rest-image", "rest-features", "grpc-image", "grpc-features")]  # fmt: skip
         assert [(o.model_version, o.attempts) for o in outcomes] == [("1", 1)] * 4, outcomes
         life.record(outcomes)
-        client = _in_cluster_client(life)
+        client = in_cluster_client(life)
         assert client.count("model artpulse-classifier version 1") == 3, client
         wait_events_stored(life.events_url, life.answered)
         life.steps.note(f"{len(outcomes)} predictions from the host, 3 from a pod; events stored")
-
-
-CLIENT_SCRIPT = """set -e
-artpulse generate-images --output /tmp/images --per-label 1 --size 96 --seed 5 --workers 1
-image=$(ls /tmp/images/vibrant/* | head -n 1)
-artpulse predict --url http://artpulse-runtime:8080 --image "$image"
-artpulse predict --grpc --grpc-target artpulse-runtime.artpulse.svc.cluster.local:8081 \\
-  --image "$image"
-artpulse predict --url http://artpulse-runtime:8080 --features 0.3,0.45,0.6,0.25,0.1
-"""
-
-
-def _in_cluster_client(life: Lifecycle) -> str:
-    """Predict from a pod (the jobs image, the drift CronJob's pod spec with another command)
-    through the Service's DNS names; return its output."""
-    job = job_from_cronjob(find(life.cluster.rendered, "CronJob", "artpulse-drift"), "e2e-client")
-    container = job["spec"]["template"]["spec"]["containers"][0]
-    container["command"] = ["sh", "-c", CLIENT_SCRIPT]
-    life.cluster.kubectl("create", "-f", "-", stdin=as_yaml([job]))
-    end = life.cluster.wait_job("e2e-client", JOB_TIMEOUT)
-    output = life.cluster.kubectl("logs", "job/e2e-client")
-    assert end == "Complete", output
-    return output
 
 
 def test_3_cronjob_templates_run_as_jobs(life: Lifecycle) -> None:
