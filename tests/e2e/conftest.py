@@ -11,6 +11,7 @@ and diagnostics go.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -85,6 +86,9 @@ def node(steps: Steps, pytestconfig: pytest.Config) -> Iterator[str]:
     finally:
         with steps.step("stop local-node"):
             (pytestconfig.stash[ARTIFACTS] / "local-node-stop.log").write_text(local_node.stop())
+            # The claims' and etcd's data (~200 MB); the logs stay in the run folder.
+            for data in ("volumes", "cluster/etcd"):
+                shutil.rmtree(rundir / data, ignore_errors=True)
         signal.signal(signal.SIGTERM, previous)
 
 
