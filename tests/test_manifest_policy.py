@@ -296,6 +296,11 @@ def test_runtime_deployment_contract(objects: list[Obj]) -> None:
     assert ports == {"http": 8080, "grpc": 8081, "metrics": 8082}
     assert container["readinessProbe"]["httpGet"]["path"] == f"/v2/models/{MODEL_NAME}/ready"
     assert container["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
+    # Liveness counts only after start-up (imports on the event loop): a slow start is no restart.
+    startup = container["startupProbe"]
+    assert startup["httpGet"]["path"] == "/v2/health/live"
+    assert startup["periodSeconds"] * startup["failureThreshold"] >= 120
+    assert "initialDelaySeconds" not in container["livenessProbe"]
     env = {v["name"]: v.get("value") for v in container["env"]}
     assert PINNED_MODEL_URI.match(env[MODEL_URI_ENV]), env[MODEL_URI_ENV]
     # The server runs directly here: the defaults `artpulse serve` applies must be set.
