@@ -13,8 +13,11 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 
 import click
+
+from artpulse_jobs.telemetry import telemetry_off_by_default
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 """Warnings of any thread, timestamped and levelled (on stderr; MLflow formats its own)."""
@@ -49,6 +52,9 @@ class LazyCommands(click.Group):
         if target is None:
             return None
         module_name, attribute = target.split(":")
+        # Before the command's module imports MLflow, and exported to what the command starts
+        # (MLServer, kopf).
+        telemetry_off_by_default(os.environ)
         command = getattr(importlib.import_module(module_name), attribute)
         if not isinstance(command, click.Command):
             raise TypeError(f"{target} is not a click command")
