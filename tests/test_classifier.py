@@ -3,17 +3,27 @@ with scikit-learn."""
 
 from __future__ import annotations
 
+import os
 import pickle
+from pathlib import Path
 
 import cloudpickle
 import numpy as np
 import pytest
-from sklearn.ensemble import RandomForestClassifier
+import skops.io
+from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
+from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
-from artpulse_contract.classifier import PROBABILITY_COLUMNS, ArtPulseClassifier, linear_softmax_of
+from artpulse_contract.classifier import (
+    PROBABILITY_COLUMNS,
+    ArtPulseClassifier,
+    UntrustedEstimatorError,
+    linear_softmax_of,
+    load_estimator,
+    save_estimator,
+)
 from artpulse_contract.constants import FEATURE_NAMES, LABELS
 
 
@@ -82,3 +92,28 @@ def test_a_version_pickled_before_the_contract_split_still_loads() -> None:
     assert isinstance(restored, ArtPulseClassifier)
     rows = training_rows([0, 1, 2, 3, 4], seed=3)[0]
     np.testing.assert_array_equal(restored.predict_proba(rows), model.predict_proba(rows))
+
+
+def test_every_candidate_family_round_trips_through_skops(tmp_path: Path) -> None:
+    rows, labels = training_rows([0, 1, 2, 3, 4])
+    for number, estimator in enumerate(
+        [
+            logistic([0, 1, 2, 3, 4]),
+            RandomForestClassifier(n_estimators=5, random_state=0).fit(rows, labels),
+            HistGradientBoostingClassifier(max_iter=5).fit(rows, labels),
+        ]
+    ):
+        path = save_estimator(estimator, tmp_path / f"{number}.skops")
+        restored = load_estimator(path)
+        np.testing.assert_array_equal(restored.predict_proba(rows), estimator.predict_proba(rows))
+
+
+def test_an_estimator_holding_other_types_is_neither_stored_nor_loaded(tmp_path: Path) -> None:
+    """A function in the file (here os.system) would run code: skops does not rebuild it."""
+    tampered = make_pipeline(FunctionTransformer(os.system), LogisticRegression())
+    with pytest.raises(UntrustedEstimatorError, match="system"):
+        save_estimator(tampered, tmp_path / "refused.skops")
+    path = tmp_path / "tampered.skops"
+    skops.io.dump(tampered, path)  # as someone with write access to the artifact store could
+    with pytest.raises(UntrustedEstimatorError, match="system"):
+        load_estimator(path)

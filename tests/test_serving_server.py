@@ -33,6 +33,7 @@ from artpulse_jobs.serving.client import (
     predict_images_grpc,
     predict_images_rest,
 )
+from support.cli_json import validated
 from support.polling import wait_for
 from support.serving import Served, stored_events
 
@@ -217,9 +218,20 @@ def test_cli_predict_over_rest_and_grpc(served: Served, tmp_path: Path) -> None:
         main, ["predict", "--features", "0.5,0.5,0.5,0.5,0.5", "--grpc", "--grpc-target", target]
     )
     assert grpc_run.exit_code == 0, grpc_run.output
+    as_json = runner.invoke(
+        main,
+        ["predict", "--image", str(path), "--image", str(path), "--json"],
+        env={"ARTPULSE_SERVER_URL": served.server.http_url},
+    )
+    assert as_json.exit_code == 0, as_json.output
+    document = validated(as_json.stdout, "predict")
+    assert document["model_version"] == served.version
+    assert [p["label"] for p in document["predictions"]] == labels * 2
+    assert document["predictions"][0]["input"] == str(path) and labels[0] in as_json.stderr
     refused = runner.invoke(
         main, ["predict", "--features", "0.5,0.5,2,0.5,0.5", "--url", served.server.http_url]
     )
     assert refused.exit_code == 1 and "input 'features'[0][val_mean]" in refused.output
+    assert f"the server at {served.server.http_url} answered 400: " in refused.output
     bad = runner.invoke(main, ["predict", "--features", "0.5,0.5", "--url", served.server.http_url])
     assert bad.exit_code == 2 and "expected 5" in bad.output

@@ -4,6 +4,12 @@ labels and class probabilities in the contract's label order.
 The estimator is fitted on class indices (positions in ``LABELS``). A training set may lack
 some labels; their probability columns are then zero.
 
+The estimator is stored with skops, not pickle: loading it rebuilds only scikit-learn and numpy
+objects plus the types listed in ``TRUSTED_TYPES`` (the trees of the forest and boosting
+candidates), so a tampered artifact cannot run code. The pyfunc itself is logged as code
+(MLflow's models-from-code, ``artpulse_contract.pyfunc_model``) and loads the estimator in
+``load_context``. Versions logged before (cloudpickle) still load.
+
 The linear candidate gets a numpy path: scikit-learn's ``Pipeline.predict_proba`` spends
 0.4-0.6 ms per call on input validation and dispatch, most of a linear model's cost on the
 serving hot path. For a ``StandardScaler -> LogisticRegression`` pipeline with a softmax over
@@ -14,18 +20,55 @@ folded into ``W`` and ``b`` (``LinearSoftmax``).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import skops.io
 from mlflow.pyfunc import PythonModel
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
+from skops.io.exceptions import UntrustedTypesFoundException
 
 from artpulse_contract.constants import FEATURE_NAMES, LABELS, PROBABILITY_COLUMN_PREFIX
 
 PROBABILITY_COLUMNS = tuple(f"{PROBABILITY_COLUMN_PREFIX}{label}" for label in LABELS)
+
+ESTIMATOR_ARTIFACT = "estimator"
+"""The logged model's artifact holding the estimator (a skops file)."""
+
+TRUSTED_TYPES = (
+    "sklearn.tree._tree.Tree",
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+)
+"""Types beyond skops' defaults that the candidates' estimators hold, and nothing else."""
+
+
+class UntrustedEstimatorError(ValueError):
+    """A stored estimator holds types outside ``TRUSTED_TYPES``; it is not loaded."""
+
+
+def save_estimator(estimator: Any, path: Path) -> Path:
+    """Store ``estimator`` with skops at ``path``; refuse one that could not be loaded back."""
+    data = skops.io.dumps(estimator)
+    untrusted = set(skops.io.get_untrusted_types(data=data)) - set(TRUSTED_TYPES)
+    if untrusted:
+        raise UntrustedEstimatorError(
+            f"{type(estimator).__name__} holds types outside TRUSTED_TYPES: {sorted(untrusted)}"
+        )
+    path.write_bytes(data)
+    return path
+
+
+def load_estimator(path: Path | str) -> Any:
+    """The estimator stored at ``path``; ``UntrustedEstimatorError`` naming any type outside
+    ``TRUSTED_TYPES`` (nothing of the file is run)."""
+    try:
+        return skops.io.load(path, trusted=list(TRUSTED_TYPES))
+    except UntrustedTypesFoundException as error:
+        raise UntrustedEstimatorError(f"{path}: {error}") from error
 
 
 @dataclass(frozen=True)
@@ -79,14 +122,24 @@ def as_feature_matrix(rows: Any) -> np.ndarray:
 
 
 class ArtPulseClassifier(PythonModel):
-    """Pyfunc wrapper: feature rows in, a label and one probability per label out."""
+    """Pyfunc wrapper: feature rows in, a label and one probability per label out.
 
-    def __init__(self, estimator: Any) -> None:
+    Made with the fitted estimator (training), or without one and given it by MLflow's
+    ``load_context`` from the ``estimator`` artifact (a logged model being loaded).
+    """
+
+    def __init__(self, estimator: Any = None) -> None:
         self.estimator = estimator
         self._linear: LinearSoftmax | None = linear_softmax_of(estimator)
 
+    def load_context(self, context: Any) -> None:
+        """Load the estimator from the model's skops artifact (models logged as code)."""
+        if self.estimator is None:
+            self.estimator = load_estimator(context.artifacts[ESTIMATOR_ARTIFACT])
+            self._linear = linear_softmax_of(self.estimator)
+
     def __getstate__(self) -> dict[str, Any]:
-        # Only the estimator is stored; the numpy path is derived again when loaded.
+        # Versions logged before skops were pickled: only the estimator was stored.
         return {"estimator": self.estimator}
 
     def __setstate__(self, state: dict[str, Any]) -> None:

@@ -36,6 +36,9 @@ BATCH_TIME_PARAMETER = "max_batch_time"
 
 METRICS_SYNC_SECONDS = 1.0
 
+STILL_LOADING = "it is still loading"
+"""Why an instance is not ready before its first load attempt has ended."""
+
 _SERVING: dict[str, int] = {}
 
 
@@ -97,6 +100,8 @@ class ModelLifecycle:
             self.settings.decode_pixels_in_flight,
         )
         self.serving: Serving | None = None
+        self.load_problem: str | None = None
+        """Why the last load attempt failed (None once a load succeeded)."""
         self._tasks: list[asyncio.Task[None]] = []
         self._gauges: RecorderGauges | None = None
 
@@ -109,7 +114,8 @@ class ModelLifecycle:
         try:
             await self._attempt()
         except ModelLoadError as exc:
-            logger.error("model %r not ready: %s; retrying in the background", self.name, exc)
+            self.load_problem = f"{exc}; retrying in the background"
+            logger.error("model %r not ready: %s", self.name, self.load_problem)
             self._tasks.append(asyncio.create_task(self._retry_until_loaded()))
             return False
         return True
@@ -139,9 +145,8 @@ class ModelLifecycle:
             try:
                 await self._attempt()
             except Exception as exc:  # keep retrying whatever failed; the log says what
-                logger.error(
-                    "model %r still not ready (next try in %.1f s): %s", self.name, delay, exc
-                )
+                self.load_problem = f"{exc}; next try in {delay:.1f} s"
+                logger.error("model %r still not ready: %s", self.name, self.load_problem)
                 continue
             self._on_ready()
             return
@@ -160,6 +165,7 @@ class ModelLifecycle:
         )
         recorder = self._start_recorder() if settings.record_events else None
         self.serving = Serving(loaded, self._extractor, batcher, recorder)
+        self.load_problem = None
         mark_serving(self.name, True)
         logger.info(
             "model %r serves registry version %s of %r (from %s, loaded in %.2f s; batching %s, "

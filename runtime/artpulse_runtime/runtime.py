@@ -17,21 +17,32 @@ import contextlib
 from datetime import UTC, datetime
 
 from mlserver import MLModel
-from mlserver.errors import ModelNotReady
+from mlserver.errors import MLServerError
 from mlserver.settings import ModelSettings
-from mlserver.types import InferenceRequest, InferenceResponse, MetadataModelResponse
+from mlserver.types import InferenceRequest, InferenceResponse, MetadataModelResponse, Parameters
 
 from artpulse_contract.constants import INPUT_IMAGE, LABELS
 from artpulse_contract.errors import BatchImageError
 from artpulse_contract.events import events_from_predictions
 from artpulse_runtime.codecs import InvalidInputError, RequestLimits, decode_request
-from artpulse_runtime.lifecycle import ModelLifecycle, Serving
+from artpulse_runtime.lifecycle import STILL_LOADING, ModelLifecycle, Serving
 from artpulse_runtime.refusals import record_refusal
 from artpulse_runtime.responses import encode_response
 from artpulse_runtime.serving_metrics import serving_metrics
 
 UNLOAD_GRACE_SECONDS = 30.0
 """How long an unload waits for the requests in flight."""
+
+ONE_OF_PARAMETER = "one_of"
+"""Metadata parameter (of the model and of each input) naming the inputs a request carries
+exactly one of, comma-separated."""
+
+
+class NotReadyError(MLServerError):
+    """A request reached an instance that serves nothing yet: 503, clients retry."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        super().__init__(f"model {name!r} is not ready: {reason}", status_code=503)
 
 
 class ArtPulseRuntime(MLModel):
@@ -53,12 +64,23 @@ class ArtPulseRuntime(MLModel):
     def _ready(self) -> None:
         self.ready = True
 
+    @property
+    def not_ready_reason(self) -> str | None:
+        """Why this instance serves nothing (the last load error), or None once it serves."""
+        lifecycle = self._lifecycle
+        if lifecycle is None:
+            return STILL_LOADING
+        return None if lifecycle.serving else lifecycle.load_problem or STILL_LOADING
+
     async def metadata(self) -> MetadataModelResponse:
-        """The declared inputs and outputs, with the loaded registry version in ``versions``."""
+        """The declared inputs and outputs, with the loaded registry version in ``versions``
+        and, in ``parameters``, the inputs a request carries exactly one of."""
         response: MetadataModelResponse = await super().metadata()
         serving = self._lifecycle.serving if self._lifecycle else None
         if serving is not None:
             response.versions = [serving.loaded.version]
+        names = ",".join(tensor.name for tensor in self.settings.inputs or ())
+        response.parameters = Parameters(**{ONE_OF_PARAMETER: names})
         return response
 
     async def predict(self, payload: InferenceRequest) -> InferenceResponse:
@@ -66,7 +88,7 @@ class ArtPulseRuntime(MLModel):
         lifecycle = self._lifecycle
         serving = lifecycle.serving if lifecycle else None
         if lifecycle is None or serving is None:
-            raise ModelNotReady(self.name)
+            raise NotReadyError(self.name, self.not_ready_reason or STILL_LOADING)
         self._in_flight += 1
         self._idle.clear()
         try:

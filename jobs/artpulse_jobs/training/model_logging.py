@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
+import tempfile
 from importlib.metadata import version as package_version
+from pathlib import Path
 from typing import Any
 
 import mlflow
@@ -12,14 +15,14 @@ from mlflow import MlflowClient
 from mlflow.models import infer_signature
 from mlflow.models.model import ModelInfo
 
-from artpulse_contract.classifier import ArtPulseClassifier
+from artpulse_contract.classifier import ESTIMATOR_ARTIFACT, ArtPulseClassifier, save_estimator
 from artpulse_contract.constants import ALIAS_CHALLENGER, ALIAS_CHAMPION, FEATURE_NAMES
 from artpulse_contract.registry.lookups import version_for_alias
 
 MODEL_ARTIFACT_NAME = "model"
 """Name of the logged model inside its run."""
 
-_REQUIRED_PACKAGES = ("mlflow", "scikit-learn", "numpy", "pandas", "cloudpickle", "pillow")
+_REQUIRED_PACKAGES = ("mlflow", "scikit-learn", "numpy", "pandas", "skops", "pillow")
 
 
 def pip_requirements() -> list[str]:
@@ -32,21 +35,39 @@ def pip_requirements() -> list[str]:
     return [f"{name}=={package_version(name)}" for name in _REQUIRED_PACKAGES]
 
 
+PYFUNC_MODULE = "artpulse_contract.pyfunc_model"
+"""The models-from-code file every logged model runs to load (found, never imported here:
+running it registers the model with MLflow)."""
+
+
+def pyfunc_code() -> Path:
+    """The file of ``PYFUNC_MODULE``."""
+    spec = importlib.util.find_spec(PYFUNC_MODULE)
+    if spec is None or spec.origin is None:
+        raise FileNotFoundError(f"{PYFUNC_MODULE} is not installed")
+    return Path(spec.origin)
+
+
 def log_classifier(estimator: Any, example_rows: np.ndarray) -> ModelInfo:
     """Log ``estimator`` as an ``ArtPulseClassifier`` pyfunc in the active run.
 
-    The signature and input example are taken from ``example_rows`` (feature rows).
+    The pyfunc is logged as code and the estimator as a skops artifact (see
+    ``artpulse_contract.classifier``). The signature and input example are taken from
+    ``example_rows`` (feature rows).
     """
     model = ArtPulseClassifier(estimator)
     example = pd.DataFrame(example_rows.astype(np.float64), columns=list(FEATURE_NAMES))
     signature = infer_signature(example, model.predict(None, example))
-    return mlflow.pyfunc.log_model(
-        name=MODEL_ARTIFACT_NAME,
-        python_model=model,
-        signature=signature,
-        input_example=example,
-        pip_requirements=pip_requirements(),
-    )
+    with tempfile.TemporaryDirectory() as folder:
+        stored = save_estimator(estimator, Path(folder) / f"{ESTIMATOR_ARTIFACT}.skops")
+        return mlflow.pyfunc.log_model(
+            name=MODEL_ARTIFACT_NAME,
+            python_model=pyfunc_code(),
+            artifacts={ESTIMATOR_ARTIFACT: str(stored)},
+            signature=signature,
+            input_example=example,
+            pip_requirements=pip_requirements(),
+        )
 
 
 def register_version(

@@ -2,8 +2,9 @@
 
 Every process points MLflow at its registry through ``configure_tracking`` (jobs, from the
 settings) or ``use_registry`` (the runtime and the operator, per model or resource), and gets
-clients from ``client_for``. Long-running processes that retry with their own backoff call
-``limit_http_waits`` first.
+clients from ``client_for``. Every process bounds MLflow's waits (``limit_http_waits``): jobs
+through ``configure_tracking``, so an unreachable registry fails a command in one line within
+seconds; long-running processes, which retry with their own backoff, call it first.
 """
 
 from __future__ import annotations
@@ -33,28 +34,32 @@ def http_limits(timeout_seconds: int = DEFAULT_REQUEST_TIMEOUT_SECONDS) -> Mappi
 def limit_http_waits(timeout_seconds: int = DEFAULT_REQUEST_TIMEOUT_SECONDS) -> None:
     """Make MLflow's REST client give up after ``timeout_seconds`` and not retry by itself.
 
-    The server and the operator retry with their own backoff; MLflow's defaults (7 retries,
-    120 s timeout) would hide an unreachable registry behind minutes of one call. Variables
-    the environment already sets are kept.
+    MLflow's defaults (7 retries, 120 s timeout) hide an unreachable registry behind minutes
+    of one call (4 min 10 s for a refused connection); the server and the operator retry with
+    their own backoff, and a job fails at once (a CronJob is retried by Kubernetes).
+    Variables the environment already sets are kept.
     """
     for name, value in http_limits(timeout_seconds).items():
         os.environ.setdefault(name, value)
 
 
 def use_registry(uri: str) -> None:
-    """Point MLflow's fluent API (runs, ``models:/`` URIs) at the tracking and registry ``uri``."""
+    """Point MLflow's fluent API (runs, ``models:/`` URIs) at the tracking and registry ``uri``.
+
+    MLflow's artifact progress bars are off unless the environment turns them on: the
+    artifacts ArtPulse moves are small, and the bars fill logs that are not a terminal.
+    """
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
 
 
 def configure_tracking(settings: ArtPulseSettings) -> str:
-    """Point MLflow at the registry of ``settings`` and return its URI.
+    """Point MLflow at the registry of ``settings``, bound its waits, and return its URI.
 
     With the embedded default the state folder is created first, so SQLite can open its file.
-    MLflow's artifact-download progress bars are off unless the environment turns them on:
-    the artifacts ArtPulse reads are a few kilobytes, and the bars drown the commands' output.
     """
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    limit_http_waits()
     if settings.uses_embedded_store:
         settings.ensure_state_dir()
     uri = settings.resolved_tracking_uri
