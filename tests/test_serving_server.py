@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,9 @@ from artpulse_jobs.serving.client import (
     predict_images_rest,
 )
 from artpulse_runtime.constants import FEATURE_NAMES, LABELS, MODEL_NAME
+from artpulse_runtime.events import EventStore
+from artpulse_runtime.events.outcomes import OutcomeTotals
+from artpulse_runtime.events.version_window import read_version_window
 from artpulse_runtime.features import extract_features
 from support.polling import wait_for
 from support.serving import Served, stored_events
@@ -202,6 +206,32 @@ def test_every_prediction_becomes_an_event(served: Served) -> None:
     stored = np.array([[row[name] for name in FEATURE_NAMES] for row in rows])
     np.testing.assert_allclose(stored, features, atol=1e-6)
     assert answer["model_version"] == served.version
+
+
+def test_answered_requests_are_counted_per_version_and_bad_input_is_not_a_server_error(
+    served: Served,
+) -> None:
+    store = EventStore(served.settings.resolved_events_url)
+    since = datetime(2000, 1, 1, tzinfo=UTC)
+
+    def outcomes() -> OutcomeTotals:
+        until = datetime.now(UTC) + timedelta(hours=1)
+        return read_version_window(store, MODEL_NAME, served.version, since, until).outcomes
+
+    before = outcomes()
+    predict_images_rest(served.server.http_url, served.images[:2])
+    predict_features_rest(served.server.http_url, np.full((3, 5), 0.5, dtype=np.float32))
+    with pytest.raises(PredictionError):
+        predict_images_rest(served.server.http_url, [b"plain text"])  # 400: the client's fault
+    after = wait_for(
+        "two more answered requests in serving_outcomes",
+        lambda: (totals := outcomes()).answered >= before.answered + 2 and totals,
+        10,
+    )
+    assert after.answered == before.answered + 2
+    assert after.server_errors == before.server_errors
+    assert sum(after.latency_counts) - sum(before.latency_counts) == 2
+    store.close()
 
 
 def test_cli_predict_over_rest_and_grpc(served: Served, tmp_path: Path) -> None:

@@ -5,7 +5,8 @@ resolves ``ARTPULSE_MODEL_URI`` to one registry version and loads that version; 
 registry is unreachable or the version is missing the model stays not-ready and the load is
 retried in the background with capped exponential backoff. A reload through MLServer's
 repository API resolves the URI afresh; if that fails the reload fails and the old instance
-keeps serving. Every prediction is recorded as an event, off the request path.
+keeps serving. Every prediction is recorded as an event, off the request path, and every
+request answered or failed is counted per model version (``outcome_tally``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import asyncio
 import atexit
 import contextlib
 import logging
+import socket
 import time
 from datetime import UTC, datetime
 
@@ -36,6 +38,7 @@ from artpulse_runtime.loading import (
     load_registered_model,
     mark_serving,
 )
+from artpulse_runtime.outcome_tally import OutcomeTally, OutcomeWriter
 from artpulse_runtime.runtime_settings import ServingSettings
 from artpulse_runtime.serving_metrics import RecorderGauges, serving_metrics
 
@@ -67,6 +70,7 @@ class ArtPulseRuntime(MLModel):
         self._extractor: ImageFeatureExtractor | None = None
         self._recorder: EventRecorder | None = None
         self._gauges: RecorderGauges | None = None
+        self._outcomes: OutcomeWriter | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._in_flight = 0
         self._idle = asyncio.Event()
@@ -165,6 +169,9 @@ class ArtPulseRuntime(MLModel):
         self._recorder = recorder
         self._gauges = RecorderGauges(recorder, self._metrics)
         self._tasks.append(asyncio.create_task(self._sync_event_metrics(self._gauges)))
+        tally = OutcomeTally(socket.gethostname())
+        self._outcomes = OutcomeWriter(tally, recorder.store, self._serving.outcome_interval)
+        self._outcomes.start()
 
     @staticmethod
     async def _sync_event_metrics(gauges: RecorderGauges) -> None:
@@ -183,8 +190,15 @@ class ArtPulseRuntime(MLModel):
         """Answer one V2 request carrying ``image`` or ``features`` (see ``codecs``)."""
         self._in_flight += 1
         self._idle.clear()
+        loaded, outcomes = self._loaded, self._outcomes
+        counted = (
+            contextlib.nullcontext()
+            if loaded is None or outcomes is None
+            else outcomes.tally.observe(loaded.name, loaded.version)
+        )
         try:
-            return await self._predict(payload)
+            with counted:
+                return await self._predict(payload)
         finally:
             self._in_flight -= 1
             if not self._in_flight:
@@ -250,6 +264,8 @@ class ArtPulseRuntime(MLModel):
                 await task
         if self._loaded is not None:
             mark_serving(self.name, False)
+        if self._outcomes is not None:
+            await self._outcomes.close()
         if self._recorder is not None:
             recorder = self._recorder
             await asyncio.to_thread(recorder.close)

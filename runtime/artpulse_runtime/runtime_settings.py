@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 
+from pydantic import Field
+
 from artpulse_runtime.imaging import DecodeLimits
 from artpulse_runtime.settings import ArtPulseSettings
 
@@ -26,6 +28,10 @@ class ServingSettings(ArtPulseSettings):
 
     event_flush_interval: float = 0.5
     """Longest time, in seconds, an event waits in the queue before the writer flushes it."""
+
+    outcome_interval: float = Field(default=5.0, gt=0)
+    """Seconds between writes of the serving outcomes (requests answered and failed, latency
+    histogram, per model version) to the event store; with ``record_events`` only."""
 
     max_image_bytes: int = DecodeLimits.max_bytes
     """Largest accepted encoded image, in bytes."""

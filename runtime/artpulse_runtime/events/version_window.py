@@ -1,0 +1,74 @@
+"""What the event store holds about one model version over one window of time, added up:
+the predictions (how many, per label, their mean top probability) and the serving outcomes
+(answered, server errors, latency histogram). Canary analysis reads one for the candidate and
+one for the stable version over the same window.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from artpulse_contract.label_stats import LabelAccumulator
+from artpulse_runtime.constants import LABELS
+from artpulse_runtime.events.outcomes import OutcomeTotals, outcome_totals
+from artpulse_runtime.events.schema import prediction_events
+from artpulse_runtime.events.store import READ_PARTITION, EventStore
+
+
+@dataclass(frozen=True)
+class VersionWindow:
+    """One model version's events over one window."""
+
+    version: str
+    predictions: int
+    label_counts: tuple[int, ...]
+    """Predictions per label, in ``LABELS`` order (labels outside ``LABELS`` are left out)."""
+    top_probability_sum: float
+    """Sum over predictions of the probability of the predicted label."""
+    outcomes: OutcomeTotals
+
+    @property
+    def mean_top_probability(self) -> float | None:
+        """Mean probability of the predicted label (the model's confidence); None if empty."""
+        return self.top_probability_sum / self.predictions if self.predictions else None
+
+
+def _predictions(
+    connection: Connection, model_name: str, version: str, since: datetime, until: datetime
+) -> tuple[int, tuple[int, ...], float]:
+    table = prediction_events.c
+    query = (
+        sa.select(table.label, table.probabilities)
+        .where(
+            table.model_version == version,
+            table.timestamp >= since,
+            table.timestamp < until,
+            table.model_name == model_name,
+        )
+        .execution_options(yield_per=READ_PARTITION)
+    )
+    labels = LabelAccumulator()
+    count, top_sum = 0, 0.0
+    for rows in connection.execute(query).partitions():
+        labels.update([row[0] for row in rows])
+        probabilities = np.frombuffer(b"".join(row[1] for row in rows), dtype="<f4")
+        top_sum += float(probabilities.reshape(-1, len(LABELS)).max(axis=1).sum(dtype=np.float64))
+        count += len(rows)
+    return count, tuple(int(n) for n in labels.counts), top_sum
+
+
+def read_version_window(
+    store: EventStore, model_name: str, version: str, since: datetime, until: datetime
+) -> VersionWindow:
+    """Version ``version`` of ``model_name``: its predictions with ``since <= timestamp <
+    until`` and its serving outcomes whose period ended in ``(since, until]``."""
+    store.ensure_schema()
+    with store.engine.connect() as connection:
+        count, label_counts, top_sum = _predictions(connection, model_name, version, since, until)
+        outcomes = outcome_totals(connection, model_name, version, since, until)
+    return VersionWindow(version, count, label_counts, top_sum, outcomes)
