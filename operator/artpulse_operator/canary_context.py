@@ -3,6 +3,7 @@ store, the resource) and what it hands back to ``cycle.run_cycle``."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -10,9 +11,15 @@ from typing import Any
 from kubernetes import client as k8s
 from mlflow import MlflowClient
 
+from artpulse_operator.constants import ROLLOUT_CHECK_SECONDS
 from artpulse_operator.deployment import DeploymentView
 from artpulse_operator.reconcile import Event
 from artpulse_runtime.events import EventStore
+
+ANALYSIS_SHARE = 0.1
+"""A step's analysis reads every event of its window each poll (exact, even for events that
+arrive late); when windows grow so large that it takes long, polls space out to keep it to
+this share of the time."""
 
 
 @dataclass(frozen=True)
@@ -61,3 +68,11 @@ class CanaryOutcome:
     status: dict[str, Any] = field(default_factory=dict)
     events: list[Event] = field(default_factory=list)
     in_flight: bool = False
+    analysis_seconds: float = 0.0
+    """How long this poll's analysis took (reading both windows and the checks)."""
+
+    def next_check(self, poll_seconds: int) -> int:
+        """Seconds to the next poll of a canary in flight: ``min(poll, 5)``, but never so
+        soon that analysis takes more than ``ANALYSIS_SHARE`` of the operator's time."""
+        soon = min(poll_seconds, ROLLOUT_CHECK_SECONDS)
+        return max(soon, math.ceil(self.analysis_seconds / ANALYSIS_SHARE))

@@ -9,6 +9,7 @@ registry and the canary Deployment change first, the status (the operator's memo
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -155,7 +156,9 @@ class _CanaryPoll:
         )
         analysis, trouble = (None, None)
         if analyse and found is not None:
+            started = time.perf_counter()
             analysis, trouble = _analyse(self.spec, canary, ctx.store)
+            self.outcome.analysis_seconds = time.perf_counter() - started
         decision = plan.decide_step(
             self.spec, canary, found, analysis, ctx.serving.replicas, ctx.uid
         )

@@ -246,8 +246,10 @@ def _act(
             phase, message = canary.phase, canary.message  # the canary speaks while it runs
     writer.write(phase, message, fields)
     poll = spec.poll_seconds
-    if decision.memory.rollout is not None or (canary is not None and canary.in_flight):
-        poll = min(poll, c.ROLLOUT_CHECK_SECONDS)  # settle, roll back or analyse without delay
+    if decision.memory.rollout is not None:
+        poll = min(poll, c.ROLLOUT_CHECK_SECONDS)  # settle (or roll back) without waiting a poll
+    elif canary is not None and canary.in_flight:
+        poll = canary.next_check(poll)
     return CycleResult(poll, writer.events, follows=writer.follows)
 
 
