@@ -343,3 +343,27 @@ def test_a_challenger_is_canaried_and_promoted_to_champion(
         assert ALIAS_CHALLENGER not in aliases  # promoted: the challenger is champion now
         kube.wait_status("version 2 pinned", lambda s: s.get("servingVersion") == "2")
         release(kube)
+
+
+def test_a_canary_of_a_version_that_does_not_exist_is_an_error_and_starts_nothing(
+    setup: dict[str, Any], kube: Cluster
+) -> None:
+    with operator(setup, kube.namespace):
+        serving_on_three_replicas(kube)
+        generation = kube.patch_spec(version=99)
+        status = kube.wait_status(
+            "phase Error",
+            lambda s: s.get("phase") == c.PHASE_ERROR and s["observedGeneration"] == generation,
+        )
+        assert "version 99" in status["message"]
+        assert canary_deployment(kube) is None and not status.get("canary")
+        experiment = kube.registry.get_experiment_by_name(ROLLOUT_EXPERIMENT)
+        runs = kube.registry.search_runs(
+            [experiment.experiment_id] if experiment else [],
+            f"tags.`{tags.CANARY_RESOURCE}` = '{kube.namespace}/model'",
+        )
+        assert runs == []
+        kube.patch_spec(version=None)  # back to following the alias (3 pods that never start)
+        kube.wait_status("no error", lambda s: s.get("phase") == c.PHASE_ROLLING_OUT)
+        assert kube.pinned() == (URI.format(1), "1")
+        release(kube)

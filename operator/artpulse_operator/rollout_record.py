@@ -20,6 +20,7 @@ from mlflow.entities import Metric, RunStatus
 from artpulse_contract.registry import tags
 from artpulse_contract.registry.connection import experiment_id
 from artpulse_contract.registry.failures import registry_errors
+from artpulse_contract.registry.lookups import existing_version
 from artpulse_contract.registry.moves import AliasMove, promote_version, tag_version
 from artpulse_operator.analysis import StepAnalysis
 from artpulse_operator.canary_memory import Canary
@@ -52,8 +53,12 @@ def resource_name(body: Mapping[str, Any]) -> str:
 def start_run(
     client: MlflowClient, spec: ModelSpec, canary: Canary, body: Mapping[str, Any]
 ) -> str:
-    """Open the canary's run, tag the candidate with it, and return the run id."""
+    """Open the canary's run, tag the candidate with it, and return the run id.
+
+    ``RegistryEntryMissing`` (before any run is opened) when the version does not exist.
+    """
     uri = client.tracking_uri
+    existing_version(client, spec.model_name, canary.version)
     experiment = experiment_id(client, ROLLOUT_EXPERIMENT)
     with registry_errors(uri, f"record the canary of version {canary.version}"):
         run = client.create_run(
