@@ -37,13 +37,13 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))  # reuse the test helpers (registry, objects, waits)
 
+from artpulse_contract.constants import LABELS, MODEL_NAME  # noqa: E402
+from artpulse_contract.events import EventStore, PredictionEvent  # noqa: E402
+from artpulse_contract.events.outcomes import write_outcomes  # noqa: E402
+from artpulse_contract.events.version_window import read_version_window  # noqa: E402
 from artpulse_operator import constants as c  # noqa: E402
 from artpulse_operator.analysis import analyse_step  # noqa: E402
 from artpulse_operator.rollout_spec import RolloutSpec  # noqa: E402
-from artpulse_runtime.constants import LABELS, MODEL_NAME  # noqa: E402
-from artpulse_runtime.events import EventStore, PredictionEvent  # noqa: E402
-from artpulse_runtime.events.outcomes import write_outcomes  # noqa: E402
-from artpulse_runtime.events.version_window import read_version_window  # noqa: E402
 from support.canary_traffic import EVEN, outcome, write_traffic  # noqa: E402
 from support.polling import wait_for  # noqa: E402
 

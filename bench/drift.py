@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from artpulse_contract.constants import LABELS, MODEL_NAME
+from artpulse_contract.events import EventStore, events_from_predictions
 from artpulse_jobs.monitoring.drift import DriftWindow, accumulate
 from artpulse_jobs.monitoring.drift_html import write_html
 from artpulse_jobs.monitoring.drift_report import (
@@ -34,8 +36,6 @@ from artpulse_jobs.monitoring.drift_report import (
     write_json,
 )
 from artpulse_jobs.training.reference import compute_reference_stats
-from artpulse_runtime.constants import LABELS, MODEL_NAME
-from artpulse_runtime.events import EventStore, events_from_predictions
 
 VERSION = "1"
 BATCH = 50_000

@@ -28,15 +28,15 @@ from pathlib import Path
 import numpy as np
 import sqlalchemy as sa
 
-from artpulse_runtime.constants import LABELS
-from artpulse_runtime.events import (
+from artpulse_contract.constants import LABELS
+from artpulse_contract.events import (
     EventRecorder,
     EventStore,
     PredictionEvent,
     events_from_predictions,
     prediction_events,
 )
-from artpulse_runtime.events.columnar import chunk_columns
+from artpulse_contract.events.columnar import chunk_columns
 
 ROOT = Path(__file__).resolve().parent.parent
 RNG = np.random.default_rng(0)
@@ -95,7 +95,7 @@ def drop_cost_us(events: list[PredictionEvent]) -> float:
     """Mean µs per event of ``record`` when the queue is full (store unreachable)."""
     blocked = Path(tempfile.mkdtemp()) / "file"
     blocked.write_text("")
-    logging.getLogger("artpulse_runtime.events").setLevel(logging.CRITICAL)  # expected drops
+    logging.getLogger("artpulse_contract.events").setLevel(logging.CRITICAL)  # expected drops
     recorder = EventRecorder(f"sqlite:///{blocked / 'events.db'}", max_queue=10)
     recorder.start()
     recorder.record(events[:10])
@@ -148,7 +148,8 @@ def read_in_child(
 def driver_floor(store: EventStore, chunk_size: int) -> Iterator[int]:
     """The same query and columns straight from the driver, no conversion: the floor."""
     table = prediction_events.c
-    query = sa.select(*chunk_columns(store.engine.dialect)).order_by(table.timestamp, table.id)
+    columns = chunk_columns(store.engine.dialect, probabilities=True)
+    query = sa.select(*columns).order_by(table.timestamp, table.id)
     sql = str(query.compile(store.engine, compile_kwargs={"literal_binds": True}))
     connection = store.engine.raw_connection()
     driver = connection.driver_connection

@@ -16,10 +16,10 @@ from pathlib import Path
 
 from PIL import Image
 
+from artpulse_contract.constants import LABELS
+from artpulse_contract.features import extract_features, extract_features_batch
+from artpulse_contract.imaging import open_image, prepare_image
 from artpulse_jobs.data.generate import generate_images
-from artpulse_runtime.constants import LABELS
-from artpulse_runtime.features import extract_features, extract_features_batch
-from artpulse_runtime.imaging import open_image, prepare_image
 
 
 def per_image_ms(images: list[bytes], work: Callable[[bytes], object], repeats: int = 5) -> float:

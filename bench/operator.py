@@ -31,8 +31,8 @@ from mlflow.tracking import MlflowClient
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))  # reuse the test helpers (registry, objects, waits)
 
+from artpulse_contract.constants import MODEL_NAME  # noqa: E402
 from artpulse_operator import constants as c  # noqa: E402
-from artpulse_runtime.constants import MODEL_NAME  # noqa: E402
 from support.environment import free_port  # noqa: E402
 from support.mlflow_server import server_ready, start_mlflow_server, stop  # noqa: E402
 from support.operator_cluster import (  # noqa: E402

@@ -5,8 +5,9 @@ temporary registry, then measures image requests (one 256x256 PNG) and feature r
 concurrency 1, 8 and 32 over REST and gRPC, on servers with batching on/off and event
 recording on/off, and time from process start to model ready. The floor is measured in the
 same run: decoding + resizing that PNG in-process, and MLServer answering a no-op model
-(``bench/noop_runtime.py``) with the same payloads. Prints a table and the ratios the issue
-sets as targets.
+(``bench/noop_runtime.py``) with the same payloads; the cost of the server front is the
+default server against the same runtime under plain ``mlserver start``. Prints a table and
+the ratios the issue sets as targets.
 """
 
 from __future__ import annotations
@@ -32,7 +33,11 @@ from mlserver.types import InferenceRequest, RequestInput
 from serve_report import Cell, report
 from threadpoolctl import threadpool_limits
 
+from artpulse_contract.constants import MODEL_NAME
+from artpulse_contract.features import extract_features
+from artpulse_contract.imaging import prepare_image
 from artpulse_contract.registry.connection import configure_tracking
+from artpulse_contract.settings import ArtPulseSettings
 from artpulse_jobs.data.generate import generate_images
 from artpulse_jobs.serving.client import (
     features_request_grpc,
@@ -42,12 +47,8 @@ from artpulse_jobs.serving.client import (
 )
 from artpulse_jobs.serving.server import ServerHandle, default_repository, running_server
 from artpulse_jobs.training.train import TrainConfig, run_training
-from artpulse_runtime.constants import MODEL_NAME
-from artpulse_runtime.features import extract_features
-from artpulse_runtime.imaging import prepare_image
 from artpulse_runtime.loading import load_registered_model
 from artpulse_runtime.runtime import ArtPulseRuntime
-from artpulse_runtime.settings import ArtPulseSettings
 
 BENCH_DIR = Path(__file__).resolve().parent
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -259,29 +260,33 @@ def run(args: argparse.Namespace) -> None:
         "feature contract"
     )
 
-    servers = [
-        ("noop", repository_copy(work / "noop", implementation="noop_runtime.NoOpRuntime"), {}),
-        ("default", None, {}),
-        ("no-batching", repository_copy(work / "nobatch", extra={}), {}),
-        ("no-events", None, {"ARTPULSE_RECORD_EVENTS": "false"}),
+    # (name, repository, environment, guarded): the floor is plain MLServer (`mlserver start`)
+    # answering a no-op model; "unguarded" is the ArtPulse runtime without the server front.
+    noop_repository = repository_copy(work / "noop", implementation="noop_runtime.NoOpRuntime")
+    servers: list[tuple[str, Path | None, dict[str, str], bool]] = [
+        ("noop", noop_repository, {}, False),
+        ("default", None, {}, True),
+        ("unguarded", None, {}, False),
+        ("no-batching", repository_copy(work / "nobatch", extra={}), {}, True),
+        ("no-events", None, {"ARTPULSE_RECORD_EVENTS": "false"}, True),
     ]
     if not args.quick:
-        servers.append(("1-worker", None, {"MLSERVER_PARALLEL_WORKERS": "1"}))
+        servers.append(("1-worker", None, {"MLSERVER_PARALLEL_WORKERS": "1"}, True))
     header = (
         f"{'server':<14} {'kind':<8} {'proto':<5} {'conc':>4} {'req/s':>9} {'p50 ms':>8} "
         f"{'p95 ms':>8} {'p99 ms':>8} {'cpu ms/req':>10} {'errors':>6}"
     )
     cells: list[Cell] = []
     ready: dict[str, float] = {}
-    for name, repository, env in servers:
+    for name, repository, env, guarded in servers:
         started = time.perf_counter()
         ports = {"http_port": free_port(), "grpc_port": free_port(), "metrics_port": free_port()}
         with running_server(
-            settings, **ports, repository=repository, env=env, timeout=120
+            settings, **ports, repository=repository, env=env, timeout=120, guarded=guarded
         ) as handle:
             ready[name] = time.perf_counter() - started
             print(f"\n{name}: ready {ready[name]:.2f} s after start\n{header}")
-            wanted = ("image",) if name == "1-worker" else ("image", "features")
+            wanted = ("image",) if name in ("1-worker", "unguarded") else ("image", "features")
             chosen = {kind: payloads[kind] for kind in wanted}
             cells += asyncio.run(bench_server(name, handle, chosen, args))
     report(cells, ready, resize_ms, features_ms)

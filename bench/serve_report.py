@@ -48,6 +48,21 @@ def _find(cells: list[Cell], server: str, kind: str, protocol: str, concurrency:
     )
 
 
+def _compare_image_throughput(
+    cells: list[Cell], concurrencies: list[int], other: str, title: str
+) -> None:
+    print(f"\n== {title} (image req/s)")
+    for protocol in ("rest", "grpc"):
+        for n in concurrencies:
+            theirs = _find(cells, other, "image", protocol, n)
+            ours = _find(cells, "default", "image", protocol, n)
+            print(
+                f"   {protocol:<5} c={n:<3} {theirs.throughput:.1f} vs {ours.throughput:.1f}"
+                f" ({theirs.throughput / ours.throughput:.2f}x); cpu/req "
+                f"{theirs.cpu_ms_per_request:.3f} vs {ours.cpu_ms_per_request:.3f} ms"
+            )
+
+
 def report(
     cells: list[Cell], ready: dict[str, float], resize_ms: float, features_ms: float
 ) -> None:
@@ -92,18 +107,13 @@ def report(
                     f"{on.cpu_ms_per_request:.3f} vs {off.cpu_ms_per_request:.3f} ms); batching "
                     f"{on.throughput / unbatched.throughput:.2f}x"
                 )
-    if "1-worker" in ready:
-        print("\n== parallel_workers=1 vs in-process threads (image req/s)")
-        for protocol in ("rest", "grpc"):
-            for n in concurrencies:
-                worker = _find(cells, "1-worker", "image", protocol, n)
-                threads = _find(cells, "default", "image", protocol, n)
-                print(
-                    f"   {protocol:<5} c={n:<3} {worker.throughput:.1f} vs {threads.throughput:.1f}"
-                    f" ({worker.throughput / threads.throughput:.2f}x); cpu/req "
-                    f"{worker.cpu_ms_per_request:.3f} vs "
-                    f"{threads.cpu_ms_per_request:.3f} ms"
-                )
+    comparisons = (
+        ("unguarded", "plain `mlserver start` vs the guarded server (keys off)"),
+        ("1-worker", "parallel_workers=1 vs in-process threads"),
+    )
+    for other, title in comparisons:
+        if other in ready:
+            _compare_image_throughput(cells, concurrencies, other, title)
     print(f"\n== start to model ready, target < {TARGET_READY_S} s")
     for name, seconds in ready.items():
         print(f"   {name:<12} {seconds:.2f} s ({seconds / TARGET_READY_S:.2f}x target)")

@@ -25,10 +25,10 @@ import time
 from pathlib import Path
 
 from artpulse_contract.registry.connection import configure_tracking, ensure_experiment
+from artpulse_contract.settings import ArtPulseSettings
 from artpulse_jobs.data.generate import generate_images
 from artpulse_jobs.data.parallel import available_cores
 from artpulse_jobs.training.train import TrainConfig, TrainResult, run_training
-from artpulse_runtime.settings import ArtPulseSettings
 
 STAGES = ("features", "candidates", "plots", "store", "logging", "model", "register")
 TARGETS = {"cold": 8.0, "warm": 5.0}

@@ -11,7 +11,7 @@ import pytest
 from mlflow import MlflowClient
 
 from artpulse_contract.registry.connection import configure_tracking
-from artpulse_runtime.settings import ArtPulseSettings
+from artpulse_contract.settings import ArtPulseSettings
 from support.environment import require_or_skip
 from support.mlflow_server import ManifestServer, manifest_mlflow_server
 from support.postgres import create_database, postgres_available, running_postgres

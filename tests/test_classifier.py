@@ -13,9 +13,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from artpulse_runtime.classifier import PROBABILITY_COLUMNS, ArtPulseClassifier
-from artpulse_runtime.constants import FEATURE_NAMES, LABELS
-from artpulse_runtime.linear_path import linear_softmax_of
+from artpulse_contract.classifier import PROBABILITY_COLUMNS, ArtPulseClassifier, linear_softmax_of
+from artpulse_contract.constants import FEATURE_NAMES, LABELS
 
 
 def training_rows(classes: list[int], seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -70,3 +69,16 @@ def test_pickled_model_rebuilds_the_linear_path_and_predicts_the_same() -> None:
     frame = restored.predict(None, rows)
     assert list(frame.columns) == ["label", *PROBABILITY_COLUMNS]
     assert set(frame["label"]) <= set(LABELS)
+
+
+def test_a_version_pickled_before_the_contract_split_still_loads() -> None:
+    # Versions registered before the split name the class by its old module (protocol 2
+    # writes the module as text, so the old name can be put back exactly).
+    model = ArtPulseClassifier(logistic([0, 1, 2, 3, 4]))
+    current = pickle.dumps(model, protocol=2)
+    old = current.replace(b"artpulse_contract.classifier\n", b"artpulse_runtime.classifier\n")
+    assert old != current
+    restored = pickle.loads(old)
+    assert isinstance(restored, ArtPulseClassifier)
+    rows = training_rows([0, 1, 2, 3, 4], seed=3)[0]
+    np.testing.assert_array_equal(restored.predict_proba(rows), model.predict_proba(rows))

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from artpulse_contract.constants import LABELS
+from artpulse_contract.features import extract_features
 from artpulse_jobs.data.datasets import DatasetError, load_image_dataset
 from artpulse_jobs.data.feature_cache import CACHE_VERSION, PARALLEL_THRESHOLD
 from artpulse_jobs.data.generate import generate_image, generate_images
-from artpulse_runtime.constants import LABELS
-from artpulse_runtime.features import extract_features
 
 
 @pytest.fixture

@@ -14,18 +14,19 @@ import pytest
 from click.testing import CliRunner
 from mlflow import MlflowClient
 
-from artpulse_contract.registry.connection import configure_tracking
-from artpulse_jobs.cli import main
-from artpulse_jobs.commands.drift import EXIT_DRIFT
-from artpulse_jobs.monitoring.drift import DRIFT_EXPERIMENT, DriftError, DriftWindow, run_drift
-from artpulse_runtime.constants import (
+from artpulse_contract.constants import (
     ALIAS_CHAMPION,
+    DRIFT_EXPERIMENT,
     DRIFT_REPORT_HTML,
     DRIFT_REPORT_JSON,
     LABELS,
     MODEL_NAME,
 )
-from artpulse_runtime.settings import ArtPulseSettings
+from artpulse_contract.registry.connection import configure_tracking
+from artpulse_contract.settings import ArtPulseSettings
+from artpulse_jobs.cli import main
+from artpulse_jobs.commands.drift import EXIT_DRIFT
+from artpulse_jobs.monitoring.drift import DriftError, DriftWindow, run_drift
 from support.monitoring import TrainedChampion, trained_champion, write_events
 
 pytestmark = pytest.mark.slow

@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from pydantic import ValidationError
 from scipy import stats
 
+from artpulse_contract.constants import FEATURE_NAMES, LABELS
 from artpulse_jobs.cli import main
 from artpulse_jobs.monitoring.drift_html import write_html
 from artpulse_jobs.monitoring.drift_report import (
@@ -31,7 +32,6 @@ from artpulse_jobs.monitoring.drift_stats import (
 )
 from artpulse_jobs.monitoring.thresholds import DriftThresholds
 from artpulse_jobs.training.reference import compute_reference_stats
-from artpulse_runtime.constants import FEATURE_NAMES, LABELS
 
 BETA_SHAPES = ((2, 5), (3, 3), (5, 2), (2, 2), (1.5, 6))
 

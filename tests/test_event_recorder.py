@@ -3,23 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import sqlite3
-import subprocess
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
-from artpulse_runtime.constants import LABELS
-from artpulse_runtime.events import EventRecorder, EventStore, PredictionEvent, prediction_events
-from support.environment import free_port, require_or_skip
+from artpulse_contract.constants import LABELS
+from artpulse_contract.events import EventRecorder, EventStore, PredictionEvent, prediction_events
+from support.environment import free_port
 from support.polling import wait_for
-from support.postgres import PG_BIN, postgres_available, running_postgres
+from support.postgres import restartable_postgres
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
@@ -225,50 +221,21 @@ def test_two_recorders_share_one_store(store_url: str) -> None:
     assert set(stored) == {f"r{n}-{i}" for n in range(2) for i in range(1000)}
 
 
-def _server_user(command: list[str]) -> list[str]:
-    return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
-
-
-@contextmanager
-def restartable_postgres() -> Iterator[tuple[str, Callable[[], None], Callable[[], None]]]:
-    """A throwaway PostgreSQL server with ``stop()`` and ``start()`` (same data, same port)."""
-    if not postgres_available():
-        require_or_skip("REQUIRE_POSTGRES", "PostgreSQL 15 server binaries are not installed")
-    with running_postgres() as url:
-        engine = sa.create_engine(url)
-        with engine.connect() as connection:
-            data_dir, port, sockets = (
-                connection.execute(sa.text(f"SHOW {name}")).scalar_one()
-                for name in ("data_directory", "port", "unix_socket_directories")
-            )
-        engine.dispose()
-        pg_ctl = [str(PG_BIN / "pg_ctl"), "-D", data_dir, "-w", "-t", "60"]
-        options = f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1 -c fsync=off"
-        log = str(Path(data_dir).parent / "restart.log")
-
-        def stop() -> None:
-            subprocess.run(_server_user([*pg_ctl, "-m", "fast", "stop"]), check=True)
-
-        def start() -> None:
-            subprocess.run(_server_user([*pg_ctl, "-o", options, "-l", log, "start"]), check=True)
-
-        yield url, stop, start
-
-
 @pytest.mark.postgres
 @pytest.mark.slow
 def test_recovers_by_itself_when_postgresql_comes_back() -> None:
-    with restartable_postgres() as (url, stop, start):
+    with restartable_postgres() as postgres:
+        url = postgres.url
         recorder = EventRecorder(url, batch_size=8, flush_interval=0.01)
         recorder.start()
         recorder.record(make_events(10, prefix="before"))
         wait_for("events written before the outage", lambda: recorder.written_total == 10)
 
-        stop()
+        postgres.stop()
         recorder.record(make_events(20, prefix="during"))
         wait_for("failed writes during the outage", lambda: recorder.write_failures_total >= 2)
         assert recorder.queue_depth == 20
-        start()
+        postgres.start()
 
         wait_for("events written after the restart", lambda: recorder.written_total == 30)
         recorder.close()

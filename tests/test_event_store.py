@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
-from artpulse_runtime.constants import FEATURE_NAMES, LABELS
-from artpulse_runtime.events import (
+from artpulse_contract.constants import FEATURE_NAMES, LABELS
+from artpulse_contract.events import (
     EventChunk,
     EventStore,
     PredictionEvent,
@@ -23,7 +23,7 @@ from artpulse_runtime.events import (
     events_from_predictions,
     prediction_events,
 )
-from artpulse_runtime.events.columnar import concatenate
+from artpulse_contract.events.columnar import concatenate
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
@@ -105,6 +105,11 @@ def test_round_trip_keeps_values_time_order_and_utc(store: EventStore) -> None:
     assert chunk.probabilities is not None
     np.testing.assert_allclose(chunk.probabilities, [e.probabilities for e in expected], rtol=1e-6)
     assert store.count() == 4
+
+    (without,) = store.iter_chunks(probabilities=False)
+    assert without.probabilities is None
+    np.testing.assert_array_equal(without.features, chunk.features)
+    assert without.labels.tolist() == chunk.labels.tolist()
 
 
 @pytest.mark.postgres
@@ -288,19 +293,29 @@ def test_unsupported_urls_are_refused_and_postgresql_means_psycopg() -> None:
     [
         ("timestamp", datetime(2026, 1, 1), "timestamp must be timezone-aware"),
         ("input_kind", "video", "input_kind must be one of"),
-        ("features", (1.0, 2.0), "features needs 5 values, got 2"),
-        ("features", (1.0, 2.0, float("nan"), 4.0, 5.0), "features must be finite float32"),
-        ("features", (1.0, 2.0, 3.0, 4.0, 1e39), "features must be finite float32"),
-        ("probabilities", (0.2, 0.2, float("inf"), 0.2, 0.2), "probabilities must be finite"),
-        ("probabilities", (0.2,) * 4, "probabilities needs 5 values, got 4"),
+        ("features", np.ones((2, 4)), r"features has shape \(2, 4\); expected \(2, 5\)"),
+        ("features", [[1, 2, float("nan"), 4, 5]] * 2, "features must be finite float32"),
+        ("features", [[1, 2, 3, 4, 1e39]] * 2, "features must be finite float32"),
+        ("probabilities", [[0.2, 0.2, float("inf"), 0.2, 0.2]] * 2, "probabilities must be"),
+        ("labels", ["minimal"], r"features has shape \(2, 5\); expected \(1, 5\)"),
     ],
 )
-def test_invalid_events_are_refused(field: str, value: object, message: str) -> None:
-    valid = make_event(0, at=T0)
-    fields = {name: getattr(valid, name) for name in PredictionEvent.__slots__}
-    fields[field] = value
+def test_a_batch_with_an_invalid_value_is_refused_whole(
+    field: str, value: object, message: str
+) -> None:
+    arguments: dict[str, Any] = {
+        "timestamp": T0,
+        "request_id": "r",
+        "model_name": "m",
+        "model_version": "3",
+        "input_kind": "features",
+        "features": np.full((2, 5), 0.5, dtype=np.float32),
+        "labels": ["minimal", "surreal"],
+        "probabilities": np.full((2, 5), 0.2, dtype=np.float32),
+        field: value,
+    }
     with pytest.raises(ValueError, match=message):
-        PredictionEvent(**fields)
+        events_from_predictions(**arguments)
 
 
 def test_events_from_predictions_makes_one_event_per_row() -> None:
@@ -321,14 +336,3 @@ def test_events_from_predictions_makes_one_event_per_row() -> None:
     assert [e.label for e in events] == ["minimal", "surreal"]
     assert events[1].features == (5.0, 6.0, 7.0, 8.0, 9.0)
     assert all(isinstance(value, float) for value in events[0].probabilities)
-    with pytest.raises(ValueError, match="as many rows"):
-        events_from_predictions(
-            timestamp=T0,
-            request_id="r",
-            model_name="m",
-            model_version="3",
-            input_kind="features",
-            features=features,
-            labels=["minimal"],
-            probabilities=probabilities,
-        )

@@ -4,13 +4,16 @@ decoding untrusted bytes can fail."""
 from __future__ import annotations
 
 import io
+import threading
+import warnings
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from artpulse_runtime.constants import FEATURE_NAMES, LABELS
-from artpulse_runtime.errors import (
+from artpulse_contract.budget import CapacityBudget
+from artpulse_contract.constants import FEATURE_NAMES, LABELS
+from artpulse_contract.errors import (
     BatchImageError,
     CorruptImageError,
     EmptyImageError,
@@ -19,8 +22,8 @@ from artpulse_runtime.errors import (
     TooManyPixelsError,
     UnsupportedImageModeError,
 )
-from artpulse_runtime.features import extract_features, extract_features_batch
-from artpulse_runtime.imaging import DecodeLimits
+from artpulse_contract.features import extract_features, extract_features_batch
+from artpulse_contract.imaging import DecodeLimits
 
 SIDE = 128  # the contract size: images of this size are not resampled
 
@@ -210,11 +213,60 @@ class TestDecodeFailures:
             extract_features(encode(Image.new("RGB", (64, 64))), DecodeLimits(max_pixels=4000))
 
     def test_decompression_bomb_with_default_limits(self) -> None:
-        # 20000 x 20000 one-bit pixels compress to a few kilobytes.
+        # 20000 x 20000 one-bit pixels compress to a few kilobytes. Pillow refuses it inside
+        # Image.open with its own message and bound; ours is what the caller reads.
         bomb = encode(Image.new("1", (20000, 20000)))
         assert len(bomb) < 200_000
-        with pytest.raises(TooManyPixelsError, match="400000000 pixels"):
+        limit = DecodeLimits().max_pixels
+        with pytest.raises(TooManyPixelsError, match=f"above the limit of {limit} pixels") as info:
             extract_features(bomb)
+        assert "DOS" not in str(info.value) and "could be" not in str(info.value)
+
+    def test_between_pillows_bounds_no_warning_leaks(self) -> None:
+        # 10000 x 10000 is over Pillow's warning bound (89.5 MP), under its error bound.
+        warned = encode(Image.new("1", (10000, 10000)))
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # any warning that reaches the caller fails
+            with pytest.raises(TooManyPixelsError, match="10000x10000 = 100000000 pixels"):
+                extract_features(warned)
+
+    @pytest.mark.parametrize(
+        ("fmt", "cut"),
+        [("PNG", 0.5), ("JPEG", 0.5), ("GIF", 0.3), ("WEBP", 0.5), ("BMP", 0.5), ("TIFF", 0.5)],
+    )
+    def test_a_cut_file_is_corrupt_in_its_own_format(self, fmt: str, cut: float) -> None:
+        pixels = np.random.default_rng(1).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+        data = encode(Image.fromarray(pixels), fmt)
+        with pytest.raises(CorruptImageError, match=f"corrupt or truncated {fmt}"):
+            extract_features(data[: int(len(data) * cut)])
+
+    def test_a_png_with_a_bad_header_checksum_is_a_corrupt_png(self) -> None:
+        data = bytearray(encode(Image.new("RGB", (32, 32), (9, 9, 9))))
+        data[29] ^= 0xFF  # the IHDR chunk's CRC (bytes 29-32)
+        with pytest.raises(CorruptImageError, match="corrupt or truncated PNG"):
+            extract_features(bytes(data))
+
+    def test_a_jpeg_cut_after_its_header_is_a_corrupt_jpeg(self) -> None:
+        data = encode(Image.new("RGB", (32, 32), (9, 9, 9)), "JPEG")
+        with pytest.raises(CorruptImageError, match="corrupt or truncated JPEG"):
+            extract_features(data[:4])
+
+    def test_pixel_budget_makes_large_decodes_take_turns(self) -> None:
+        budget = CapacityBudget(5000)
+        data = encode(Image.new("RGB", (64, 64)))  # 4096 pixels: two do not fit at once
+        peaks: list[int] = []
+
+        def decode() -> None:
+            extract_features(data, DecodeLimits(), budget)
+            peaks.append(budget.used)
+
+        with budget.hold(4096):  # another decode holds its pixels
+            worker = threading.Thread(target=decode)
+            worker.start()
+            worker.join(0.3)
+            assert worker.is_alive(), "the decode did not wait for the pixels held"
+        worker.join(10)
+        assert peaks == [0] and budget.used == 0
 
     def test_batch_error_names_the_index(self) -> None:
         good = encode(Image.new("RGB", (32, 32)))

@@ -10,11 +10,11 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
+from artpulse_contract.constants import LABELS
+from artpulse_contract.features import extract_features
 from artpulse_jobs.commands.generate import generate_images_command
 from artpulse_jobs.data.generate import PARALLEL_THRESHOLD, generate_image, generate_images
 from artpulse_jobs.data.styles import Variation, draw_style
-from artpulse_runtime.constants import LABELS
-from artpulse_runtime.features import extract_features
 
 
 def _files(root: Path) -> dict[str, bytes]:

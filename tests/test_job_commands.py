@@ -23,8 +23,7 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from artpulse_contract.registry.connection import use_registry
-from artpulse_runtime.constants import (
+from artpulse_contract.constants import (
     ALIAS_CHALLENGER,
     ALIAS_CHAMPION,
     EVENTS_URL_ENV,
@@ -33,6 +32,7 @@ from artpulse_runtime.constants import (
     MODEL_NAME,
     MODEL_URI_ENV,
 )
+from artpulse_contract.registry.connection import use_registry
 from support.kustomize import Obj, find, pod_template, render_overlay
 
 pytestmark = pytest.mark.slow

@@ -25,12 +25,7 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 from mlflow import MlflowClient
 
-from artpulse_contract.registry import tags
-from artpulse_jobs.cli import main
-from artpulse_jobs.data.generate import generate_images
-from artpulse_jobs.monitoring.drift import DriftResult, run_drift
-from artpulse_jobs.monitoring.retrain import RetrainOutcome, retrain
-from artpulse_runtime.constants import (
+from artpulse_contract.constants import (
     ALIAS_CHALLENGER,
     ALIAS_CHAMPION,
     ALIAS_PREVIOUS_CHAMPION,
@@ -39,6 +34,11 @@ from artpulse_runtime.constants import (
     LABELS,
     MODEL_NAME,
 )
+from artpulse_contract.registry import tags
+from artpulse_jobs.cli import main
+from artpulse_jobs.data.generate import generate_images
+from artpulse_jobs.monitoring.drift import DriftResult, run_drift
+from artpulse_jobs.monitoring.retrain import RetrainOutcome, retrain
 from support.mlflow_server import ManifestServer
 from support.monitoring import TrainedChampion, trained_champion, write_events
 from support.postgres import create_database

@@ -22,7 +22,7 @@ import yaml
 from kopf.testing import KopfRunner
 from mlflow.tracking import MlflowClient
 
-from artpulse_runtime.constants import ALIAS_CHAMPION, MODEL_NAME, MODEL_URI_ENV
+from artpulse_contract.constants import ALIAS_CHAMPION, MODEL_NAME, MODEL_URI_ENV
 from support.kustomize import KUBECTL, Obj, find, render_overlay
 from support.operator_cluster import register_versions
 from support.polling import wait_for

@@ -7,6 +7,7 @@ server does not serve (batch/v1 CronJob, policy/v1 PDB, autoscaling/v2 HPA) are 
 
 from __future__ import annotations
 
+import base64
 import copy
 import subprocess
 from pathlib import Path
@@ -15,7 +16,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from artpulse_runtime.constants import MODEL_NAME
+from artpulse_contract.constants import MODEL_NAME
+from artpulse_runtime.server.auth import load_key_ring
 from support.kustomize import (
     COMPONENTS,
     KUSTOMIZE_DIR,
@@ -87,6 +89,8 @@ def test_dev_overlay_contents(rendered: dict[str, list[Obj]]) -> None:
     secret = next(o for o in objects if o["kind"] == "Secret")
     assert set(secret["data"]) == {"POSTGRES_USER", "POSTGRES_PASSWORD"}
     assert not [o for o in objects if o["kind"] in ("NetworkPolicy", "HorizontalPodAutoscaler")]
+    container = runtime["spec"]["template"]["spec"]["containers"][0]
+    assert "ARTPULSE_API_KEYS_FILE" not in {v["name"] for v in container["env"]}, "dev: no keys"
 
 
 def test_prod_overlay_contents(rendered: dict[str, list[Obj]]) -> None:
@@ -112,12 +116,50 @@ def test_prod_overlay_contents(rendered: dict[str, list[Obj]]) -> None:
     assert not [o for o in objects if o["kind"] == "Job"], "the bootstrap Job is dev-only"
 
 
+def test_prod_requires_api_keys_from_a_mounted_secret(
+    rendered: dict[str, list[Obj]], tmp_path: Path
+) -> None:
+    objects = rendered["prod"]
+    spec = find(objects, "Deployment", "artpulse-runtime")["spec"]["template"]["spec"]
+    container = next(c for c in spec["containers"] if c["name"] == "runtime")
+    keys_file = Path(
+        next(v["value"] for v in container["env"] if v["name"] == "ARTPULSE_API_KEYS_FILE")
+    )
+    mount = next(m for m in container["volumeMounts"] if keys_file.parent == Path(m["mountPath"]))
+    assert mount["readOnly"] is True
+    volume = next(v for v in spec["volumes"] if v["name"] == mount["name"])
+    secret = find(objects, "Secret", volume["secret"]["secretName"])
+    assert secret["metadata"]["name"].startswith("artpulse-api-keys-")  # hashed: a change rolls
+    digests = base64.b64decode(secret["data"][keys_file.name])
+    holder = tmp_path / "api-keys"
+    holder.write_bytes(digests)
+    assert load_key_ring(holder).digests  # the example parses as the server reads it
+
+
+def test_ingress_routes_inference_and_readiness_only(tmp_path: Path) -> None:
+    objects = render_overlay("prod", tmp_path, ("ingress",))
+    ingress = find(objects, "Ingress", "artpulse-runtime")
+    paths = {
+        (p["path"], p["pathType"]) for r in ingress["spec"]["rules"] for p in r["http"]["paths"]
+    }
+    assert paths == {
+        (f"/v2/models/{MODEL_NAME}/infer", "Exact"),
+        (f"/v2/models/{MODEL_NAME}/ready", "Exact"),
+    }
+
+
 def test_prod_credentials_come_from_an_uncommitted_env_file(tmp_path: Path) -> None:
     tree = copy_tree(tmp_path, with_prod_secret=False)
     with pytest.raises(RenderError, match=r"postgres\.env"):
         render_dir(tree / "overlays" / "prod")
+    (tree / "overlays" / "prod" / "postgres.env").write_text(
+        "POSTGRES_USER=a\nPOSTGRES_PASSWORD=b\n"
+    )
+    with pytest.raises(RenderError, match=r"api-keys"):
+        render_dir(tree / "overlays" / "prod")
     for secret_file in (
         "kustomize/overlays/prod/postgres.env",
+        "kustomize/overlays/prod/api-keys",
         "kustomize/components/registry-webhook/webhook.env",
     ):
         ignored = subprocess.run(["git", "check-ignore", "-q", secret_file], cwd=REPO, check=False)

@@ -7,8 +7,8 @@ import pytest
 from scipy import stats
 from scipy.spatial import distance
 
+from artpulse_contract.constants import LABELS
 from artpulse_contract.label_stats import LabelAccumulator, label_tests, labels_differ
-from artpulse_runtime.constants import LABELS
 
 
 def test_label_tests_is_the_two_sample_chi_square_and_base_2_jensen_shannon() -> None:

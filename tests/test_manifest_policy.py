@@ -7,9 +7,9 @@ import re
 
 import pytest
 
-from artpulse_jobs.serving.server import SERVER_ENV_DEFAULTS
-from artpulse_runtime.constants import MODEL_NAME, MODEL_URI_ENV
-from artpulse_runtime.events import EventRecorder
+from artpulse_contract.constants import MODEL_NAME, MODEL_URI_ENV
+from artpulse_contract.events import EventRecorder
+from artpulse_jobs.serving.server import SERVER_ENV_DEFAULTS, SERVER_MODULE
 from support.kustomize import (
     OVERLAYS,
     Obj,
@@ -23,7 +23,14 @@ from support.kustomize import (
 )
 
 LONG_RUNNING = ("Deployment", "StatefulSet", "DaemonSet")
-WRITABLE_ENV = ("HOME", "TMPDIR", "MPLCONFIGDIR", "ARTPULSE_STATE_DIR", "MLSERVER_METRICS_DIR")
+WRITABLE_ENV = (
+    "HOME",
+    "TMPDIR",
+    "MPLCONFIGDIR",
+    "ARTPULSE_STATE_DIR",
+    "MLSERVER_METRICS_DIR",
+    "ARTPULSE_EVENT_SPOOL_DIR",
+)
 TOKEN_ALLOWED = {"artpulse-operator"}
 RESTRICTED_VOLUME_TYPES = {
     "configMap",
@@ -291,7 +298,7 @@ def test_runtime_deployment_contract(objects: list[Obj]) -> None:
     assert container["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
     env = {v["name"]: v.get("value") for v in container["env"]}
     assert PINNED_MODEL_URI.match(env[MODEL_URI_ENV]), env[MODEL_URI_ENV]
-    # `mlserver start` runs directly here: the defaults `artpulse serve` applies must be set.
+    # The server runs directly here: the defaults `artpulse serve` applies must be set.
     assert {k: env.get(k) for k in SERVER_ENV_DEFAULTS} == dict(SERVER_ENV_DEFAULTS)
     assert env["ARTPULSE_EVENTS_URL"].startswith("postgresql+psycopg://")
     # The grace period covers the preStop sleep plus the event recorder's flush timeout.
@@ -299,6 +306,50 @@ def test_runtime_deployment_contract(objects: list[Obj]) -> None:
     assert pre_stop[0] == "sleep"
     flush_timeout = inspect.signature(EventRecorder.close).parameters["timeout"].default
     assert spec["terminationGracePeriodSeconds"] >= int(pre_stop[1]) + flush_timeout
+    # The guarded server runs, not plain `mlserver start`; docs stay off.
+    assert container["command"][:3] == ["python", "-m", SERVER_MODULE]
+    assert env.get("ARTPULSE_API_DOCS") in (None, "false")
+
+
+def _quantity_bytes(quantity: str) -> int:
+    units = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30}
+    for suffix, factor in units.items():
+        if quantity.endswith(suffix):
+            return int(quantity[: -len(suffix)]) * factor
+    return int(quantity)
+
+
+def test_event_spool_is_a_sized_emptydir_larger_than_its_bound(objects: list[Obj]) -> None:
+    runtime = find(objects, "Deployment", "artpulse-runtime")
+    spec = runtime["spec"]["template"]["spec"]
+    container = next(c for c in spec["containers"] if c["name"] == "runtime")
+    env = {v["name"]: v.get("value") for v in container["env"]}
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    volume = next(
+        v for v in spec["volumes"] if v["name"] == mounts[env["ARTPULSE_EVENT_SPOOL_DIR"]]
+    )
+    bound = int(env["ARTPULSE_EVENT_SPOOL_MAX_BYTES"])
+    assert bound > 0
+    assert _quantity_bytes(volume["emptyDir"]["sizeLimit"]) > bound
+
+
+def test_runtime_network_policy_admits_named_callers_only(objects: list[Obj]) -> None:
+    policies = [
+        o
+        for o in objects
+        if o["kind"] == "NetworkPolicy"
+        and label_selector_matches(
+            o["spec"]["podSelector"], {"app.kubernetes.io/name": "artpulse-runtime"}
+        )
+        and "Ingress" in o["spec"]["policyTypes"]
+    ]
+    if not any(o["kind"] == "NetworkPolicy" for o in objects):
+        return  # dev: no NetworkPolicies at all (the cluster's default: everything open)
+    assert policies
+    for policy in policies:
+        for rule in policy["spec"].get("ingress", []):
+            assert rule.get("from"), f"{policy['metadata']['name']}: a rule admits any source"
+            assert rule.get("ports"), f"{policy['metadata']['name']}: a rule admits any port"
 
 
 def test_cronjobs_are_bounded(objects: list[Obj]) -> None:

@@ -19,9 +19,9 @@ import sqlalchemy as sa
 from mlflow.tracking import MlflowClient
 from sklearn.linear_model import LogisticRegression
 
-from artpulse_runtime.classifier import ArtPulseClassifier
-from artpulse_runtime.constants import ALIAS_CHAMPION, FEATURE_NAMES, LABELS, MODEL_NAME
-from artpulse_runtime.events import EventStore, PredictionEvent
+from artpulse_contract.classifier import ArtPulseClassifier
+from artpulse_contract.constants import ALIAS_CHAMPION, FEATURE_NAMES, LABELS, MODEL_NAME
+from artpulse_contract.events import EventStore, PredictionEvent
 from support.kustomize import KUSTOMIZE_DIR, find
 from support.mlflow_server import ManifestServer, expand
 

@@ -19,12 +19,12 @@ import numpy as np
 import pytest
 import requests
 
+from artpulse_contract.classifier import PROBABILITY_COLUMNS
+from artpulse_contract.constants import FEATURE_NAMES, LABELS, MODEL_NAME
 from artpulse_contract.registry.uris import pinned_uri
+from artpulse_contract.settings import ArtPulseSettings
 from artpulse_jobs.serving.client import predict_features_rest
 from artpulse_jobs.serving.server import default_repository, server_on_free_ports
-from artpulse_runtime.classifier import PROBABILITY_COLUMNS
-from artpulse_runtime.constants import FEATURE_NAMES, LABELS, MODEL_NAME
-from artpulse_runtime.settings import ArtPulseSettings
 from support.polling import wait_for
 from support.training import train_registered_model
 

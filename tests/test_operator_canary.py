@@ -18,10 +18,7 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from mlflow.tracking import MlflowClient
 
-from artpulse_contract.registry import tags
-from artpulse_contract.registry.lookups import registered_aliases
-from artpulse_operator import constants as c
-from artpulse_runtime.constants import (
+from artpulse_contract.constants import (
     ALIAS_CHALLENGER,
     ALIAS_CHAMPION,
     ALIAS_PREVIOUS_CHAMPION,
@@ -29,7 +26,10 @@ from artpulse_runtime.constants import (
     MODEL_URI_ENV,
     ROLLOUT_EXPERIMENT,
 )
-from artpulse_runtime.events import EventStore
+from artpulse_contract.events import EventStore
+from artpulse_contract.registry import tags
+from artpulse_contract.registry.lookups import registered_aliases
+from artpulse_operator import constants as c
 from support.canary_traffic import EVEN, SHIFTED, write_traffic
 from support.operator_cluster import (
     apply_crd,

@@ -10,6 +10,10 @@ from typing import Any
 import pytest
 import yaml
 
+from artpulse_contract.constants import MODEL_URI_ENV
+from artpulse_contract.events.outcomes import OutcomeTotals, latency_bucket
+from artpulse_contract.events.schema import LATENCY_BUCKETS
+from artpulse_contract.events.version_window import VersionWindow
 from artpulse_operator import analysis as a
 from artpulse_operator import canary as plan
 from artpulse_operator import constants as c
@@ -31,10 +35,6 @@ from artpulse_operator.deployment import strategy_patch, view_deployment
 from artpulse_operator.reconcile import Memory, decide
 from artpulse_operator.rollout_spec import MAX_STEPS, RolloutSpec, Thresholds
 from artpulse_operator.spec import InvalidSpec, parse_spec
-from artpulse_runtime.constants import MODEL_URI_ENV
-from artpulse_runtime.events.outcomes import OutcomeTotals, latency_bucket
-from artpulse_runtime.events.schema import LATENCY_BUCKETS
-from artpulse_runtime.events.version_window import VersionWindow
 
 NOW = "2026-11-28T12:00:00.000000Z"
 URI = "models:/artpulse-classifier/{}"

@@ -18,10 +18,10 @@ from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 from mlflow.tracking import MlflowClient
 
+from artpulse_contract.constants import ALIAS_CHAMPION, ALIAS_PREVIOUS_CHAMPION, MODEL_NAME
 from artpulse_contract.registry import tags
 from artpulse_contract.registry.lookups import registered_aliases
 from artpulse_operator import constants as c
-from artpulse_runtime.constants import ALIAS_CHAMPION, ALIAS_PREVIOUS_CHAMPION, MODEL_NAME
 from support.environment import free_port
 from support.mlflow_server import server_ready, start_mlflow_server, stop
 from support.operator_cluster import (

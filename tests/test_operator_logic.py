@@ -9,6 +9,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
+from artpulse_contract.constants import MODEL_URI_ENV
 from artpulse_operator import constants as c
 from artpulse_operator.config import OperatorSettings
 from artpulse_operator.deployment import (
@@ -20,7 +21,6 @@ from artpulse_operator.deployment import (
 from artpulse_operator.reconcile import Memory, Rollout, decide
 from artpulse_operator.spec import MAX_POLL_SECONDS, InvalidSpec, parse_spec
 from artpulse_operator.status import set_condition
-from artpulse_runtime.constants import MODEL_URI_ENV
 
 NOW = "2026-11-28T12:00:00Z"
 URI = "models:/artpulse-classifier/{}"

@@ -18,9 +18,9 @@ from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 from mlflow.tracking import MlflowClient
 
+from artpulse_contract.constants import MODEL_NAME
+from artpulse_contract.events import EventStore
 from artpulse_operator import constants as c
-from artpulse_runtime.constants import MODEL_NAME
-from artpulse_runtime.events import EventStore
 from support.canary_traffic import write_traffic
 from support.environment import free_port
 from support.operator_cluster import (

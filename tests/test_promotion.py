@@ -19,14 +19,7 @@ import pytest
 from click.testing import CliRunner
 from mlflow import MlflowClient
 
-from artpulse_contract.registry.connection import configure_tracking
-from artpulse_contract.registry.lookups import registered_aliases
-from artpulse_contract.registry.moves import AliasChange, AliasMoveError, apply_alias_changes
-from artpulse_jobs.cli import main
-from artpulse_jobs.commands.promote import EXIT_REFUSED
-from artpulse_jobs.promotion.promote import PromotionError, promote, rollback
-from artpulse_jobs.promotion.rules import GateConfig
-from artpulse_runtime.constants import (
+from artpulse_contract.constants import (
     ALIAS_CHALLENGER,
     ALIAS_CHAMPION,
     ALIAS_PREVIOUS_CHAMPION,
@@ -34,7 +27,14 @@ from artpulse_runtime.constants import (
     MODEL_NAME,
     PROMOTION_EXPERIMENT,
 )
-from artpulse_runtime.settings import ArtPulseSettings
+from artpulse_contract.registry.connection import configure_tracking
+from artpulse_contract.registry.lookups import registered_aliases
+from artpulse_contract.registry.moves import AliasChange, AliasMoveError, apply_alias_changes
+from artpulse_contract.settings import ArtPulseSettings
+from artpulse_jobs.cli import main
+from artpulse_jobs.commands.promote import EXIT_REFUSED
+from artpulse_jobs.promotion.promote import PromotionError, promote, rollback
+from artpulse_jobs.promotion.rules import GateConfig
 from support.monitoring import images, module_settings, quick_training
 
 pytestmark = pytest.mark.slow

@@ -13,6 +13,7 @@ import sklearn
 from mlflow import MlflowClient
 from sklearn.linear_model import LogisticRegression
 
+from artpulse_contract.constants import ALIAS_CHALLENGER, ALIAS_CHAMPION, ALIAS_PREVIOUS_CHAMPION
 from artpulse_contract.registry import tags
 from artpulse_contract.registry.connection import client_for, ensure_experiment
 from artpulse_contract.registry.failures import RegistryEntryMissing, RegistryUnavailable
@@ -37,9 +38,8 @@ from artpulse_contract.registry.uris import (
     pinned_uri,
     pinned_version,
 )
+from artpulse_contract.settings import ArtPulseSettings
 from artpulse_jobs.training.model_logging import log_classifier, pip_requirements, register_version
-from artpulse_runtime.constants import ALIAS_CHALLENGER, ALIAS_CHAMPION, ALIAS_PREVIOUS_CHAMPION
-from artpulse_runtime.settings import ArtPulseSettings
 from support.environment import free_port
 
 NAME = "registry-test-model"

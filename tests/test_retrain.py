@@ -13,13 +13,13 @@ import pytest
 from click.testing import CliRunner
 from mlflow import MlflowClient
 
+from artpulse_contract.constants import ALIAS_CHALLENGER, ALIAS_CHAMPION, LABELS, MODEL_NAME
 from artpulse_contract.registry import tags
 from artpulse_contract.registry.lookups import registered_aliases
+from artpulse_contract.settings import ArtPulseSettings
 from artpulse_jobs.cli import main
 from artpulse_jobs.data.generate import generate_images
 from artpulse_jobs.monitoring.retrain import RetrainError, dataset_folder, retrain
-from artpulse_runtime.constants import ALIAS_CHALLENGER, ALIAS_CHAMPION, LABELS, MODEL_NAME
-from artpulse_runtime.settings import ArtPulseSettings
 from support.monitoring import trained_champion, write_events
 
 pytestmark = pytest.mark.slow

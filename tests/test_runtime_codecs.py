@@ -1,4 +1,4 @@
-"""V2 request validation and response encoding, without a server."""
+"""V2 request decoding (one codec per input) and response encoding, without a server."""
 
 from __future__ import annotations
 
@@ -8,15 +8,15 @@ import numpy as np
 import pytest
 from mlserver.types import InferenceRequest, RequestInput, RequestOutput
 
+from artpulse_contract.constants import FEATURE_NAMES, INPUT_FEATURES, INPUT_IMAGE, LABELS
 from artpulse_runtime.codecs import (
-    KIND_FEATURES,
-    KIND_IMAGE,
+    DECODE_FAILURE_BASE64,
+    ImageCodec,
     InvalidInputError,
-    decode_image_payload,
+    RequestLimits,
     decode_request,
-    encode_response,
 )
-from artpulse_runtime.constants import FEATURE_NAMES, LABELS
+from artpulse_runtime.responses import encode_response
 
 
 def request(*inputs: RequestInput, outputs: list[str] | None = None) -> InferenceRequest:
@@ -34,12 +34,10 @@ def features_input(values: list, shape: list[int], datatype: str = "FP32") -> Re
     return RequestInput(name="features", datatype=datatype, shape=shape, data=values)
 
 
-def test_image_request_keeps_raw_bytes_and_base64_strings() -> None:
+def test_the_image_codec_keeps_raw_bytes_and_decodes_base64_strings() -> None:
     decoded = decode_request(request(image_input([b"raw", "YmFzZTY0"])))
-    assert decoded.kind == KIND_IMAGE
-    assert list(decoded.images) == [b"raw", "YmFzZTY0"]
-    assert decode_image_payload(decoded.images[1], 1, 100) == b"base64"
-    assert decode_image_payload(decoded.images[0], 0, 100) == b"raw"
+    assert decoded.kind == INPUT_IMAGE and decoded.features is None
+    assert decoded.images == [b"raw", b"base64"]
 
 
 def test_image_shape_n_by_one_is_accepted() -> None:
@@ -50,7 +48,7 @@ def test_feature_rows_flat_or_nested() -> None:
     rows = [[0.1, 0.2, 0.3, 0.4, 0.5], [0.0, 1.0, 0.5, 0.5, 0.5]]
     flat = decode_request(request(features_input([v for row in rows for v in row], [2, 5])))
     nested = decode_request(request(features_input(rows, [2, 5])))
-    assert flat.kind == KIND_FEATURES
+    assert flat.kind == INPUT_FEATURES and flat.images == []
     assert flat.features is not None and nested.features is not None
     np.testing.assert_array_equal(flat.features, np.asarray(rows, dtype=np.float32))
     np.testing.assert_array_equal(nested.features, flat.features)
@@ -66,9 +64,11 @@ def test_feature_rows_flat_or_nested() -> None:
     ],
 )
 def test_base64_is_validated_strictly(text: str, fragment: str) -> None:
+    codec = ImageCodec(RequestLimits(max_image_bytes=100))
     with pytest.raises(InvalidInputError, match=r"input 'image'\[3\]") as caught:
-        decode_image_payload(text, 3, 100)
+        codec.decode(image_input([b"a", b"b", b"c", text]))
     assert fragment in str(caught.value)
+    assert caught.value.decode_failure == DECODE_FAILURE_BASE64
 
 
 @pytest.mark.parametrize(
@@ -135,4 +135,5 @@ def test_response_keeps_only_requested_outputs_in_order() -> None:
 
 def test_base64_of_real_bytes_round_trips() -> None:
     data = bytes(range(256)) * 4
-    assert decode_image_payload(base64.b64encode(data).decode(), 0, 10_000) == data
+    encoded = base64.b64encode(data).decode()
+    assert ImageCodec(RequestLimits()).decode(image_input([encoded])) == [data]

@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 import requests
 
+from artpulse_contract.constants import EVENTS_URL_ENV, MODEL_NAME, MODEL_URI_ENV
+from artpulse_contract.events import EventStore
 from artpulse_jobs.serving.client import predict_features_rest
-from artpulse_runtime.constants import EVENTS_URL_ENV, MODEL_NAME, MODEL_URI_ENV
-from artpulse_runtime.events import EventStore
 from support.dockerfiles import copy_sources, parse_dockerfile
 from support.environment import free_port
 from support.kustomize import REPO, find, render_overlay

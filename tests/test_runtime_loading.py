@@ -9,15 +9,10 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
-from artpulse_runtime.constants import MODEL_NAME
-from artpulse_runtime.loading import (
-    ModelLoadError,
-    is_serving,
-    load_registered_model,
-    mark_serving,
-    resolve_version,
-)
-from artpulse_runtime.settings import ArtPulseSettings
+from artpulse_contract.constants import MODEL_NAME
+from artpulse_contract.settings import ArtPulseSettings
+from artpulse_runtime.lifecycle import is_serving, mark_serving
+from artpulse_runtime.loading import ModelLoadError, load_registered_model, resolve_version
 from support.environment import free_port
 from support.training import train_registered_model
 

@@ -10,19 +10,23 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import grpc
 import mlflow
 import pytest
 import requests
+from mlserver.grpc import dataplane_pb2 as pb
+from mlserver.grpc import dataplane_pb2_grpc as pb_grpc
 
+from artpulse_contract.constants import ALIAS_CHAMPION, MODEL_NAME
+from artpulse_contract.settings import ArtPulseSettings
 from artpulse_jobs.serving.client import (
     PredictionError,
+    auth_headers,
     image_request_json,
     predict_images_grpc,
     predict_images_rest,
 )
 from artpulse_jobs.serving.server import server_on_free_ports, stop_server
-from artpulse_runtime.constants import ALIAS_CHAMPION, MODEL_NAME
-from artpulse_runtime.settings import ArtPulseSettings
 from support.environment import free_port
 from support.polling import wait_for
 from support.serving import (
@@ -30,6 +34,7 @@ from support.serving import (
     stored_events,
     trained_settings,
 )
+from support.serving_keys import write_keys
 from support.training import train_registered_model
 
 pytestmark = pytest.mark.slow
@@ -58,17 +63,22 @@ def ready(http_url: str) -> bool:
     return requests.get(url, timeout=5).status_code == 200
 
 
+def live(http_url: str) -> bool:
+    return requests.get(f"{http_url}/v2/health/live", timeout=5).status_code == 200
+
+
 def test_missing_alias_is_not_ready_then_loads_when_the_alias_appears(
     settings: ArtPulseSettings, images: list[bytes]
 ) -> None:
     client = mlflow.MlflowClient()
     version = client.get_model_version_by_alias(MODEL_NAME, ALIAS_CHAMPION).version
     uri = f"models:/{MODEL_NAME}@staging"
-    with server_on_free_ports(
-        settings, model_uri=uri, env=FAST_RETRIES, wait_for_model=False
-    ) as server:
+    env = {**FAST_RETRIES, "ARTPULSE_LIVENESS_GRACE_SECONDS": "0"}
+    with server_on_free_ports(settings, model_uri=uri, env=env, wait_for_model=False) as server:
         wait_for("the load error", lambda: "has no alias @staging" in server.log_text(), 30)
+        wait_for("retries", lambda: server.log_text().count("has no alias @staging") >= 3, 30)
         assert not ready(server.http_url)
+        assert live(server.http_url), "a model that never loaded must not fail liveness"
         with pytest.raises(PredictionError) as refused:
             predict_images_rest(server.http_url, images[:1])
         assert refused.value.status == "400" and "not ready" in refused.value.message
@@ -102,7 +112,10 @@ def test_reload_resolves_the_alias_afresh_while_the_old_model_serves(
 ) -> None:
     client = mlflow.MlflowClient()
     first = str(client.get_model_version_by_alias(MODEL_NAME, ALIAS_CHAMPION).version)
-    with server_on_free_ports(settings, env=FAST_RETRIES) as server:
+    keys = write_keys(folder / "reload-keys")
+    operator = auth_headers(keys.admin)
+    env = {**FAST_RETRIES, "ARTPULSE_ADMIN_KEYS_FILE": keys.env["ARTPULSE_ADMIN_KEYS_FILE"]}
+    with server_on_free_ports(settings, env=env) as server:
         assert predict_images_rest(server.http_url, images[:1]).model_version == first
         second = train_registered_model(settings, folder, seed=1).version
         assert second != first
@@ -124,7 +137,7 @@ def test_reload_resolves_the_alias_afresh_while_the_old_model_serves(
         try:
             wait_for("predictions before the reload", lambda: len(seen) >= 3, 30)
             load_url = f"{server.http_url}/v2/repository/models/{MODEL_NAME}/load"
-            assert requests.post(load_url, timeout=60).status_code == 200
+            assert requests.post(load_url, timeout=60, headers=operator).status_code == 200
             count = len(seen)
             wait_for("predictions after the reload", lambda: len(seen) >= count + 3, 30)
         finally:
@@ -135,13 +148,38 @@ def test_reload_resolves_the_alias_afresh_while_the_old_model_serves(
         assert seen == sorted(seen, key=int), "versions went back after the reload"
 
         client.delete_registered_model_alias(MODEL_NAME, ALIAS_CHAMPION)
-        failed = requests.post(load_url, timeout=60)
+        failed = requests.post(load_url, timeout=60, headers=operator)
         assert failed.status_code == 503
         assert "has no alias @champion" in failed.json()["error"]
         assert "keeps serving" in failed.json()["error"]
         assert predict_images_rest(server.http_url, images[:1]).model_version == second
         assert ready(server.http_url)
+        assert live(server.http_url)
         client.set_registered_model_alias(MODEL_NAME, ALIAS_CHAMPION, first)
+
+
+def test_a_model_unloaded_fails_liveness_after_the_grace_period(
+    settings: ArtPulseSettings, folder: Path, images: list[bytes]
+) -> None:
+    keys = write_keys(folder / "unload-keys")
+    env = {
+        "ARTPULSE_ADMIN_KEYS_FILE": keys.env["ARTPULSE_ADMIN_KEYS_FILE"],
+        "ARTPULSE_LIVENESS_GRACE_SECONDS": "2",
+    }
+    with server_on_free_ports(settings, env=env) as server:
+        assert live(server.http_url)
+        unload = f"{server.http_url}/v2/repository/models/{MODEL_NAME}/unload"
+        answer = requests.post(unload, timeout=60, headers=auth_headers(keys.admin))
+        assert answer.status_code == 200, answer.text
+        assert not ready(server.http_url)
+        wait_for("liveness to fail", lambda: not live(server.http_url), 30)
+        failed = requests.get(f"{server.http_url}/v2/health/live", timeout=5)
+        assert failed.status_code == 503
+        assert f"model {MODEL_NAME!r} was serving" in failed.json()["error"]
+        with grpc.insecure_channel(server.grpc_target) as channel:
+            stub = pb_grpc.GRPCInferenceServiceStub(channel)
+            assert not stub.ServerLive(pb.ServerLiveRequest(), timeout=10).live
+        assert server.process.poll() is None  # Kubernetes restarts it; the server stays up
 
 
 def test_graceful_stop_flushes_the_event_queue(

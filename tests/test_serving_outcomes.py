@@ -12,16 +12,16 @@ import pytest
 import sqlalchemy as sa
 from mlserver.errors import MLServerError
 
-from artpulse_runtime.constants import LABELS
-from artpulse_runtime.events import EventStore, PredictionEvent
-from artpulse_runtime.events.outcomes import (
+from artpulse_contract.constants import LABELS
+from artpulse_contract.events import EventStore, PredictionEvent
+from artpulse_contract.events.outcomes import (
     ServingOutcome,
     latency_bucket,
     latency_quantile,
     write_outcomes,
 )
-from artpulse_runtime.events.schema import LATENCY_BOUNDS, LATENCY_BUCKETS, prediction_events
-from artpulse_runtime.events.version_window import read_version_window
+from artpulse_contract.events.schema import LATENCY_BOUNDS, LATENCY_BUCKETS, prediction_events
+from artpulse_contract.events.version_window import read_version_window
 from artpulse_runtime.outcome_tally import OutcomeTally, OutcomeWriter
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)

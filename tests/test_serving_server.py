@@ -7,6 +7,7 @@ events and the CLI. The server is shared with ``test_serving_server_errors`` (se
 
 from __future__ import annotations
 
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -20,6 +21,11 @@ import requests
 from click.testing import CliRunner
 from mlserver.grpc import dataplane_pb2_grpc as pb_grpc
 
+from artpulse_contract.constants import FEATURE_NAMES, LABELS, MODEL_NAME
+from artpulse_contract.events import EventStore
+from artpulse_contract.events.outcomes import OutcomeTotals
+from artpulse_contract.events.version_window import read_version_window
+from artpulse_contract.features import extract_features
 from artpulse_jobs.cli import main
 from artpulse_jobs.serving.client import (
     Prediction,
@@ -32,13 +38,8 @@ from artpulse_jobs.serving.client import (
     predict_images_grpc,
     predict_images_rest,
 )
-from artpulse_runtime.constants import FEATURE_NAMES, LABELS, MODEL_NAME
-from artpulse_runtime.events import EventStore
-from artpulse_runtime.events.outcomes import OutcomeTotals
-from artpulse_runtime.events.version_window import read_version_window
-from artpulse_runtime.features import extract_features
 from support.polling import wait_for
-from support.serving import Served, stored_events
+from support.serving import OUTCOME_INTERVAL, Served, stored_events
 
 pytest_plugins = ["support.serving_plugin"]
 pytestmark = pytest.mark.slow
@@ -218,16 +219,25 @@ def test_answered_requests_are_counted_per_version_and_bad_input_is_not_a_server
         until = datetime.now(UTC) + timedelta(hours=1)
         return read_version_window(store, MODEL_NAME, served.version, since, until).outcomes
 
-    before = outcomes()
+    def settled() -> OutcomeTotals:
+        """The totals once no write has changed them for three outcome intervals (earlier
+        tests' requests are counted by then)."""
+        seen: list[tuple[float, OutcomeTotals]] = []
+
+        def probe() -> OutcomeTotals | None:
+            now, totals = time.monotonic(), outcomes()
+            if not seen or seen[-1][1] != totals:
+                seen.append((now, totals))
+            return totals if now - seen[-1][0] > 3 * OUTCOME_INTERVAL else None
+
+        return wait_for("the serving outcomes to settle", probe, 20)
+
+    before = settled()
     predict_images_rest(served.server.http_url, served.images[:2])
     predict_features_rest(served.server.http_url, np.full((3, 5), 0.5, dtype=np.float32))
     with pytest.raises(PredictionError):
         predict_images_rest(served.server.http_url, [b"plain text"])  # 400: the client's fault
-    after = wait_for(
-        "two more answered requests in serving_outcomes",
-        lambda: (totals := outcomes()).answered >= before.answered + 2 and totals,
-        10,
-    )
+    after = settled()
     assert after.answered == before.answered + 2
     assert after.server_errors == before.server_errors
     assert sum(after.latency_counts) - sum(before.latency_counts) == 2

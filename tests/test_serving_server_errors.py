@@ -17,7 +17,7 @@ from mlserver.grpc import dataplane_pb2 as pb
 from mlserver.grpc import dataplane_pb2_grpc as pb_grpc
 from PIL import Image
 
-from artpulse_runtime.constants import MODEL_NAME
+from artpulse_contract.constants import MODEL_NAME
 from support.serving import MAX_BYTES, MAX_PIXELS, Served
 
 pytest_plugins = ["support.serving_plugin"]
@@ -181,3 +181,122 @@ def test_grpc_errors_are_invalid_argument_naming_input_and_problem(
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     for fragment in fragments:
         assert fragment in (caught.value.details() or "")
+
+
+RAW_ERRORS: dict[str, tuple[Any, tuple[str, ...]]] = {
+    "7 bytes for FP32 [1, 5]": (
+        lambda s: ([_grpc_input("features", "FP32", [1, 5])], [b"\x00" * 7]),
+        ("input 'features': raw_input_contents[0] holds 7 bytes", "needs 20 bytes"),
+    ),
+    "no raw entry for an empty input": (
+        lambda s: ([_grpc_input("features", "FP32", [1, 5])] * 2, [b"\x00" * 20]),
+        ("1 raw_input_contents entries for 2 input(s)",),
+    ),
+    "bytes not length-prefixed": (
+        lambda s: ([_grpc_input("image", "BYTES", [1])], [b"\xff\xff\xff\x7fPNG"]),
+        ("raw_input_contents[0] is not a sequence of 4-byte",),
+    ),
+    "bytes count differs from the shape": (
+        lambda s: ([_grpc_input("image", "BYTES", [2])], [b"\x01\x00\x00\x00x"]),
+        ("holds 1 element(s); shape [2] declares 2",),
+    ),
+    "unknown datatype": (
+        lambda s: ([_grpc_input("features", "FP33", [1, 5])], [b"\x00" * 20]),
+        ("datatype 'FP33'",),
+    ),
+    "negative dimension": (
+        lambda s: ([_grpc_input("features", "FP32", [-1, 5])], [b"\x00" * 20]),
+        ("dimensions cannot be negative",),
+    ),
+}
+
+
+def _grpc_error(served: Served, request: Any) -> grpc.RpcError:
+    with (
+        grpc.insecure_channel(served.server.grpc_target) as channel,
+        pytest.raises(grpc.RpcError) as caught,
+    ):
+        pb_grpc.GRPCInferenceServiceStub(channel).ModelInfer(request, timeout=30)
+    return caught.value
+
+
+@pytest.mark.parametrize("case", list(RAW_ERRORS))
+def test_grpc_raw_contents_that_do_not_fit_are_invalid_argument(served: Served, case: str) -> None:
+    build, fragments = RAW_ERRORS[case]
+    inputs, raw = build(served)
+    request = pb.ModelInferRequest(model_name=MODEL_NAME, inputs=inputs, raw_input_contents=raw)
+    error = _grpc_error(served, request)
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, error.details()
+    for fragment in fragments:
+        assert fragment in (error.details() or "")
+
+
+def test_grpc_raw_contents_that_fit_are_served(served: Served) -> None:
+    row = np.array([[0.3, 0.45, 0.6, 0.25, 0.1]], dtype="<f4")
+    request = pb.ModelInferRequest(
+        model_name=MODEL_NAME,
+        inputs=[_grpc_input("features", "FP32", [1, 5])],
+        raw_input_contents=[row.tobytes()],
+    )
+    with grpc.insecure_channel(served.server.grpc_target) as channel:
+        reply = pb_grpc.GRPCInferenceServiceStub(channel).ModelInfer(request, timeout=30)
+    assert reply.model_version == served.version
+
+
+def test_malformed_grpc_requests_are_never_internal(served: Served) -> None:
+    """Many shapes of nonsense: each is INVALID_ARGUMENT (or NOT_FOUND), none INTERNAL."""
+    weird: list[Any] = [
+        [_grpc_input("features", "FP32", [1, 5], bytes_contents=[b"x"])],
+        [_grpc_input("features", "BYTES", [1, 5], fp32_contents=[0.5] * 5)],
+        [_grpc_input("image", "BYTES", [1], fp32_contents=[1.0])],
+        [_grpc_input("image", "BYTES", [0])],
+        [_grpc_input("image", "BYTES", [])],
+        [_grpc_input("features", "FP32", [], fp32_contents=[0.5] * 5)],
+        [_grpc_input("features", "FP32", [5, 1], fp32_contents=[0.5] * 5)],
+        [_grpc_input("", "FP32", [1, 5], fp32_contents=[0.5] * 5)],
+        [],
+    ]
+    for inputs in weird:
+        request = pb.ModelInferRequest(model_name=MODEL_NAME, inputs=inputs)
+        error = _grpc_error(served, request)
+        assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, (inputs, error.details())
+
+
+def test_bad_requests_log_one_line_per_reason_and_no_traceback(served: Served) -> None:
+    before = served.server.log_text()
+    request = pb.ModelInferRequest(
+        model_name=MODEL_NAME, inputs=[_grpc_features([0.5, 0.5, 7.0, 0.5, 0.5])]
+    )
+    for _ in range(30):
+        _grpc_error(served, request)
+        response = requests.post(
+            served.infer_url, json={"inputs": [_features_input([[2.0] * 5])]}, timeout=30
+        )
+        assert response.status_code == 400
+    new = served.server.log_text()[len(before) :]
+    assert "Traceback" not in new
+    assert new.count("refused a request (invalid_input)") <= 1
+    metrics = requests.get(served.server.metrics_url, timeout=10).text
+    counted = [
+        float(line.split()[-1])
+        for line in metrics.splitlines()
+        if line.startswith('artpulse_requests_refused_total{reason="invalid_input"}')
+    ]
+    assert counted and counted[0] >= 60
+
+
+def test_repository_api_is_closed_without_operator_keys(served: Served) -> None:
+    for action in ("unload", "load"):
+        url = f"{served.server.http_url}/v2/repository/models/{MODEL_NAME}/{action}"
+        refused = requests.post(url, timeout=30)
+        assert refused.status_code == 403
+        assert "ARTPULSE_ADMIN_KEYS_FILE" in refused.json()["error"]
+    with grpc.insecure_channel(served.server.grpc_target) as channel:
+        stub = pb_grpc.GRPCInferenceServiceStub(channel)
+        with pytest.raises(grpc.RpcError) as caught:
+            stub.RepositoryModelUnload(
+                pb.RepositoryModelUnloadRequest(model_name=MODEL_NAME), timeout=30
+            )
+    assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    ready = requests.get(f"{served.server.http_url}/v2/models/{MODEL_NAME}/ready", timeout=10)
+    assert ready.status_code == 200

@@ -15,8 +15,19 @@ import pytest
 from click.testing import CliRunner
 from mlflow import MlflowClient
 
+from artpulse_contract.classifier import PROBABILITY_COLUMNS
+from artpulse_contract.constants import (
+    ALIAS_CHALLENGER,
+    ALIAS_CHAMPION,
+    FEATURE_NAMES,
+    HOLDOUT_ARTIFACT,
+    LABELS,
+    MODEL_NAME,
+    REFERENCE_STATS_ARTIFACT,
+)
 from artpulse_contract.registry.connection import configure_tracking
 from artpulse_contract.registry.lookups import registered_aliases
+from artpulse_contract.settings import ArtPulseSettings
 from artpulse_jobs.cli import main
 from artpulse_jobs.data.datasets import DatasetError
 from artpulse_jobs.data.generate import generate_images
@@ -27,17 +38,6 @@ from artpulse_jobs.training.candidates import (
     select_best,
 )
 from artpulse_jobs.training.train import TrainConfig, TrainResult, run_training
-from artpulse_runtime.classifier import PROBABILITY_COLUMNS
-from artpulse_runtime.constants import (
-    ALIAS_CHALLENGER,
-    ALIAS_CHAMPION,
-    FEATURE_NAMES,
-    HOLDOUT_ARTIFACT,
-    LABELS,
-    MODEL_NAME,
-    REFERENCE_STATS_ARTIFACT,
-)
-from artpulse_runtime.settings import ArtPulseSettings
 from support.training import train_registered_model
 
 pytestmark = pytest.mark.slow

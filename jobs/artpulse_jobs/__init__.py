@@ -1,1 +1,2 @@
-"""ArtPulse jobs: image datasets, training, drift detection, retraining and promotion."""
+"""ArtPulse jobs: the ``artpulse`` command (``commands``) over image data, training, monitoring,
+promotion, serving and the demo, one subpackage each; ``reporting`` prints what they did."""

@@ -17,6 +17,7 @@ COMMANDS: dict[str, str] = {
     "models": "artpulse_jobs.commands.models:models_command",
     "serve": "artpulse_jobs.commands.serve:serve",
     "predict": "artpulse_jobs.commands.predict:predict",
+    "api-key": "artpulse_jobs.commands.api_key:api_key_command",
     "drift": "artpulse_jobs.commands.drift:drift_command",
     "retrain": "artpulse_jobs.commands.retrain:retrain_command",
     "promote": "artpulse_jobs.commands.promote:promote_command",

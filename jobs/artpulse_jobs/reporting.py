@@ -8,8 +8,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from artpulse_contract.constants import LABELS, PROMOTION_EXPERIMENT
 from artpulse_contract.registry import tags
-from artpulse_runtime.constants import LABELS, PROMOTION_EXPERIMENT
 
 if TYPE_CHECKING:  # only annotations: each command imports just what it reports on
     from artpulse_contract.registry.lookups import VersionSummary

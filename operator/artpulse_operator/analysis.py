@@ -30,10 +30,10 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from artpulse_contract.events.outcomes import latency_quantile
+from artpulse_contract.events.version_window import VersionWindow
 from artpulse_contract.label_stats import label_tests, labels_differ
 from artpulse_operator.rollout_spec import RolloutSpec
-from artpulse_runtime.events.outcomes import latency_quantile
-from artpulse_runtime.events.version_window import VersionWindow
 
 PASS = "Pass"
 FAIL = "Fail"

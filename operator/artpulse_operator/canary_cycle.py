@@ -15,6 +15,8 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
+from artpulse_contract.events import EventStore
+from artpulse_contract.events.version_window import read_version_window
 from artpulse_contract.registry import tags
 from artpulse_operator import canary as plan
 from artpulse_operator import constants as c
@@ -43,8 +45,6 @@ from artpulse_operator.canary_memory import (
 from artpulse_operator.reconcile import Event
 from artpulse_operator.spec import ModelSpec
 from artpulse_operator.status import parse_iso
-from artpulse_runtime.events import EventStore
-from artpulse_runtime.events.version_window import read_version_window
 
 RESULTS = {
     tags.OUTCOME_PROMOTED: PROMOTED,

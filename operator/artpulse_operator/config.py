@@ -6,7 +6,7 @@ from pydantic import Field, SecretStr
 
 from artpulse_contract.backoff import Backoff
 from artpulse_contract.registry.connection import DEFAULT_REQUEST_TIMEOUT_SECONDS
-from artpulse_runtime.settings import ArtPulseSettings
+from artpulse_contract.settings import ArtPulseSettings
 
 
 class OperatorSettings(ArtPulseSettings):

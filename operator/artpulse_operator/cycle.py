@@ -14,6 +14,8 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 
+from artpulse_contract.constants import ALIAS_CHALLENGER
+from artpulse_contract.events import EventStore
 from artpulse_contract.registry.connection import client_for
 from artpulse_contract.registry.failures import RegistryEntryMissing, RegistryError
 from artpulse_contract.registry.lookups import aliases_of
@@ -33,8 +35,6 @@ from artpulse_operator.promotion import promote_spec_version
 from artpulse_operator.reconcile import Event, Memory, decide
 from artpulse_operator.spec import InvalidSpec, ModelSpec, parse_spec
 from artpulse_operator.status import flipped, now_iso, set_condition
-from artpulse_runtime.constants import ALIAS_CHALLENGER
-from artpulse_runtime.events import EventStore
 
 SETTLED_PHASES = (c.PHASE_SERVING, c.PHASE_ROLLING_OUT)
 """Phases of the serving Deployment (with no rollout of the operator in flight) in which a

@@ -15,6 +15,7 @@ from typing import Any
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
+from artpulse_contract.constants import MODEL_URI_ENV
 from artpulse_contract.registry.uris import pinned_version
 from artpulse_operator.constants import (
     MODEL_VERSION_ANNOTATION,
@@ -23,7 +24,6 @@ from artpulse_operator.constants import (
     STRATEGY_RECREATE,
     STRATEGY_ROLLING,
 )
-from artpulse_runtime.constants import MODEL_URI_ENV
 
 STRATEGIC_MERGE = "application/strategic-merge-patch+json"
 

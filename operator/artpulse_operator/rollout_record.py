@@ -17,6 +17,7 @@ from typing import Any
 from mlflow import MlflowClient
 from mlflow.entities import Metric, RunStatus
 
+from artpulse_contract.constants import ROLLOUT_EXPERIMENT
 from artpulse_contract.registry import tags
 from artpulse_contract.registry.connection import experiment_id
 from artpulse_contract.registry.failures import registry_errors
@@ -26,7 +27,6 @@ from artpulse_operator.analysis import StepAnalysis
 from artpulse_operator.canary_memory import Canary
 from artpulse_operator.constants import PROMOTED_BY_OPERATOR
 from artpulse_operator.spec import ModelSpec
-from artpulse_runtime.constants import ROLLOUT_EXPERIMENT
 
 RUN_STATUS = {
     tags.OUTCOME_PROMOTED: RunStatus.to_string(RunStatus.FINISHED),

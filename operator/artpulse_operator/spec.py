@@ -9,10 +9,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from artpulse_contract.constants import ALIAS_CHAMPION, MODEL_NAME
 from artpulse_operator.constants import DEFAULT_CONTAINER, DEFAULT_DEPLOYMENT, DEFAULT_POLL_SECONDS
 from artpulse_operator.errors import InvalidSpec
 from artpulse_operator.rollout_spec import RolloutSpec, parse_rollout
-from artpulse_runtime.constants import ALIAS_CHAMPION, MODEL_NAME
 
 MAX_POLL_SECONDS = 3600
 _ALIAS_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,255}$")

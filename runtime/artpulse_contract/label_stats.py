@@ -17,7 +17,7 @@ import numpy as np
 from scipy import stats
 from scipy.spatial import distance
 
-from artpulse_runtime.constants import LABELS
+from artpulse_contract.constants import LABELS
 
 
 def label_tests(

@@ -1,1 +1,2 @@
-"""ArtPulse runtime: the feature contract and the MLServer model that serves it."""
+"""ArtPulse runtime: the MLServer adapter (runtime class, codecs, extraction, batching,
+lifecycle) and the server front that guards it; the contract it serves is ``artpulse_contract``."""

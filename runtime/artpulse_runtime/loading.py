@@ -11,13 +11,11 @@ from dataclasses import dataclass
 
 import mlflow.pyfunc
 
+from artpulse_contract.classifier import ArtPulseClassifier
 from artpulse_contract.registry.connection import client_for, limit_http_waits, use_registry
 from artpulse_contract.registry.failures import RegistryError
 from artpulse_contract.registry.lookups import resolve_reference
 from artpulse_contract.registry.uris import InvalidModelURI, parse_model_uri, pinned_uri
-from artpulse_runtime.classifier import ArtPulseClassifier
-
-_SERVING: dict[str, int] = {}
 
 
 class ModelLoadError(RuntimeError):
@@ -64,21 +62,3 @@ def load_registered_model(tracking_uri: str, uri: str) -> LoadedModel:
             f"{pinned} is a {type(classifier).__name__}, not an ArtPulseClassifier pyfunc"
         )
     return LoadedModel(name, version, classifier)
-
-
-def mark_serving(model_name: str, serving: bool) -> None:
-    """Count a loaded instance of the V2 model ``model_name`` in (or out of) this process.
-
-    MLServer re-imports the runtime module on every load, so this lives here, not on the class.
-    During a reload the new instance is counted before the old one leaves.
-    """
-    count = _SERVING.get(model_name, 0) + (1 if serving else -1)
-    if count > 0:
-        _SERVING[model_name] = count
-    else:
-        _SERVING.pop(model_name, None)
-
-
-def is_serving(model_name: str) -> bool:
-    """True while an earlier instance of ``model_name`` serves (a load is then a reload)."""
-    return _SERVING.get(model_name, 0) > 0

@@ -1,5 +1,5 @@
 """Counts what the runtime did with each request, per model version, for the event store's
-``serving_outcomes`` table (see ``artpulse_runtime.events.outcomes``).
+``serving_outcomes`` table (see ``artpulse_contract.events.outcomes``).
 
 The tally lives on the server's event loop: ``observe`` wraps a request, and once per period
 ``OutcomeWriter`` ``take``s the counts as rows and writes them off the loop; rows whose write
@@ -18,9 +18,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from artpulse_runtime.events.outcomes import ServingOutcome, latency_bucket, write_outcomes
-from artpulse_runtime.events.schema import LATENCY_BUCKETS
-from artpulse_runtime.events.store import EventStore
+from artpulse_contract.events.outcomes import ServingOutcome, latency_bucket, write_outcomes
+from artpulse_contract.events.schema import LATENCY_BUCKETS
+from artpulse_contract.events.store import EventStore
 
 logger = logging.getLogger(__name__)
 
@@ -106,7 +106,8 @@ class OutcomeTally:
 
 class OutcomeWriter:
     """Writes a tally's rows to the event store every ``interval`` seconds, and once more at
-    ``close``; a failed write is retried with the next period's rows."""
+    ``close`` (which then closes the store); a failed write is retried with the next
+    period's rows."""
 
     def __init__(self, tally: OutcomeTally, store: EventStore, interval: float) -> None:
         self.tally = tally
@@ -139,9 +140,10 @@ class OutcomeWriter:
             )
 
     async def close(self) -> None:
-        """Stop the periodic writes and write the last counts."""
+        """Stop the periodic writes, write the last counts and close the store."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         await self.flush()
+        await asyncio.to_thread(self._store.close)

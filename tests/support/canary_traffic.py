@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
-from artpulse_runtime.constants import LABELS, MODEL_NAME
-from artpulse_runtime.events import EventStore, PredictionEvent
-from artpulse_runtime.events.outcomes import ServingOutcome, latency_bucket, write_outcomes
-from artpulse_runtime.events.schema import LATENCY_BUCKETS
+from artpulse_contract.constants import LABELS, MODEL_NAME
+from artpulse_contract.events import EventStore, PredictionEvent
+from artpulse_contract.events.outcomes import ServingOutcome, latency_bucket, write_outcomes
+from artpulse_contract.events.schema import LATENCY_BUCKETS
 
 EVEN = (0.2, 0.2, 0.2, 0.2, 0.2)
 """The stable version's label distribution in the tests."""

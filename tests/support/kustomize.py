@@ -18,6 +18,7 @@ KUBECTL = Path(sys.executable).parent / "kubectl"
 OVERLAYS = ("dev", "prod")
 COMPONENTS = ("ingress", "servicemonitor", "external-database", "registry-webhook")
 PROD_SECRET_ENV = "postgres.env"
+PROD_API_KEYS = "api-keys"
 WEBHOOK_SECRET_ENV = "webhook.env"
 
 Obj = dict[str, Any]
@@ -46,17 +47,18 @@ def render_dir(path: Path) -> list[Obj]:
 def copy_tree(workdir: Path, *, with_prod_secret: bool = True) -> Path:
     """Copy ``kustomize/`` and ``manifests/`` into ``workdir`` and return the copied kustomize dir.
 
-    The prod overlay and the registry-webhook component read their secrets from uncommitted env
+    The prod overlay and the registry-webhook component read their secrets from uncommitted
     files; the copy gets them made from the committed examples (unless ``with_prod_secret`` is
     false), so rendering never writes into the checkout.
     """
     target = workdir / "kustomize"
-    ignored = shutil.ignore_patterns(PROD_SECRET_ENV, WEBHOOK_SECRET_ENV)
+    ignored = shutil.ignore_patterns(PROD_SECRET_ENV, PROD_API_KEYS, WEBHOOK_SECRET_ENV)
     shutil.copytree(KUSTOMIZE_DIR, target, ignore=ignored)
     shutil.copytree(MANIFESTS_DIR, workdir / "manifests")
     if with_prod_secret:
         for folder, name in (
             (target / "overlays" / "prod", PROD_SECRET_ENV),
+            (target / "overlays" / "prod", PROD_API_KEYS),
             (target / "components" / "registry-webhook", WEBHOOK_SECRET_ENV),
         ):
             shutil.copyfile(folder / f"{name}.example", folder / name)

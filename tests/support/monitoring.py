@@ -13,13 +13,13 @@ import numpy as np
 import pytest
 from mlflow import MlflowClient
 
+from artpulse_contract.constants import LABELS, MODEL_NAME
+from artpulse_contract.events import EventStore, events_from_predictions
 from artpulse_contract.registry.connection import configure_tracking
+from artpulse_contract.settings import ArtPulseSettings
 from artpulse_jobs.data.datasets import load_image_dataset
 from artpulse_jobs.data.generate import generate_images
 from artpulse_jobs.training.train import TrainConfig, TrainResult, run_training
-from artpulse_runtime.constants import LABELS, MODEL_NAME
-from artpulse_runtime.events import EventStore, events_from_predictions
-from artpulse_runtime.settings import ArtPulseSettings
 
 
 def _migrated_store(folder: Path) -> Path:

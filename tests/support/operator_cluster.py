@@ -18,9 +18,9 @@ from kubernetes.client.exceptions import ApiException
 from mlflow.tracking import MlflowClient
 from sklearn.linear_model import LogisticRegression
 
+from artpulse_contract.classifier import ArtPulseClassifier
+from artpulse_contract.constants import LABELS, MODEL_NAME, MODEL_URI_ENV
 from artpulse_operator.constants import API_VERSION, GROUP, KIND, PLURAL, VERSION
-from artpulse_runtime.classifier import ArtPulseClassifier
-from artpulse_runtime.constants import LABELS, MODEL_NAME, MODEL_URI_ENV
 
 REPO = Path(__file__).resolve().parents[2]
 CRD_PATH = REPO / "manifests" / "crd.yaml"

@@ -8,8 +8,8 @@ from typing import Any
 from kubernetes import client as k8s
 from mlflow.tracking import MlflowClient
 
+from artpulse_contract.constants import MODEL_NAME
 from artpulse_operator import constants as c
-from artpulse_runtime.constants import MODEL_NAME
 from support.operator_cluster import (
     artpulse_model,
     get_status,

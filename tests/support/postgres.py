@@ -9,11 +9,12 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import sqlalchemy as sa
 
-from support.environment import free_port
+from support.environment import free_port, require_or_skip
 
 PG_BIN = Path(os.environ.get("ARTPULSE_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
 
@@ -122,3 +123,44 @@ def create_database(server_url: str, name: str | None = None) -> str:
         connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
     engine.dispose()
     return sa.make_url(server_url).set(database=name).render_as_string(hide_password=False)
+
+
+@dataclass(frozen=True)
+class RestartablePostgres:
+    """A running throwaway server that tests can stop and start again (same data, port)."""
+
+    url: str
+    data_dir: str
+    options: str
+
+    def _pg_ctl(self, *args: str) -> None:
+        command = [str(PG_BIN / "pg_ctl"), "-D", self.data_dir, "-w", "-t", "60", *args]
+        _run(_as_server_user(command))
+
+    def stop(self) -> None:
+        """Stop the server (fast shutdown: clients are disconnected)."""
+        self._pg_ctl("-m", "fast", "stop")
+
+    def start(self) -> None:
+        """Start the server again on the same port and data."""
+        self._pg_ctl(
+            "-o", self.options, "-l", str(Path(self.data_dir).parent / "restart.log"), "start"
+        )
+
+
+@contextmanager
+def restartable_postgres() -> Iterator[RestartablePostgres]:
+    """A throwaway PostgreSQL server with ``stop()`` and ``start()`` (skip, or fail in CI,
+    when the binaries are absent)."""
+    if not postgres_available():
+        require_or_skip("REQUIRE_POSTGRES", "PostgreSQL 15 server binaries are not installed")
+    with running_postgres() as url:
+        engine = sa.create_engine(url)
+        with engine.connect() as connection:
+            data_dir, port, sockets = (
+                connection.execute(sa.text(f"SHOW {name}")).scalar_one()
+                for name in ("data_directory", "port", "unix_socket_directories")
+            )
+        engine.dispose()
+        options = f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1 -c fsync=off"
+        yield RestartablePostgres(url, data_dir, options)

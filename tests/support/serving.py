@@ -12,13 +12,13 @@ import mlflow.pyfunc
 import pytest
 import sqlalchemy as sa
 
+from artpulse_contract.classifier import ArtPulseClassifier
+from artpulse_contract.constants import ALIAS_CHAMPION, MODEL_NAME
+from artpulse_contract.events import prediction_events
 from artpulse_contract.registry.connection import configure_tracking
+from artpulse_contract.settings import ArtPulseSettings
 from artpulse_jobs.data.generate import generate_images
 from artpulse_jobs.serving.server import ServerHandle, server_on_free_ports
-from artpulse_runtime.classifier import ArtPulseClassifier
-from artpulse_runtime.constants import ALIAS_CHAMPION, MODEL_NAME
-from artpulse_runtime.events import prediction_events
-from artpulse_runtime.settings import ArtPulseSettings
 from support.training import train_registered_model
 
 ENV_NAMES = (

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from artpulse_contract.settings import ArtPulseSettings
 from artpulse_jobs.data.generate import generate_images
 from artpulse_jobs.training.train import TrainConfig, TrainResult, run_training
-from artpulse_runtime.settings import ArtPulseSettings
 
 
 def train_registered_model(

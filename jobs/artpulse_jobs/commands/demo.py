@@ -6,9 +6,9 @@ from pathlib import Path
 
 import click
 
+from artpulse_contract.settings import ArtPulseSettings
 from artpulse_jobs.demo.context import DEFAULT_PER_LABEL, DEFAULT_SEED, DEFAULT_SIZE, DemoContext
 from artpulse_jobs.demo.run import run_demo
-from artpulse_runtime.settings import ArtPulseSettings
 
 
 @click.command("demo")

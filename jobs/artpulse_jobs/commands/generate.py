@@ -7,9 +7,9 @@ from pathlib import Path
 
 import click
 
+from artpulse_contract.constants import LABELS
 from artpulse_jobs.data.generate import DEFAULT_SIZE, generate_images
 from artpulse_jobs.data.styles import DEFAULT_VARIATION, Variation
-from artpulse_runtime.constants import LABELS
 
 
 @click.command("generate-images")

@@ -10,8 +10,8 @@ from mlflow.exceptions import MlflowException
 from artpulse_contract.registry.connection import client_for, configure_tracking
 from artpulse_contract.registry.failures import RegistryError
 from artpulse_contract.registry.lookups import list_versions
+from artpulse_contract.settings import ArtPulseSettings
 from artpulse_jobs.reporting import format_versions
-from artpulse_runtime.settings import ArtPulseSettings
 
 
 @click.command("models")

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
+from artpulse_contract.constants import FEATURE_NAMES
 from artpulse_jobs.reporting import format_prediction
-from artpulse_runtime.constants import FEATURE_NAMES
 
 
 def _parse_row(text: str) -> list[float]:
@@ -40,12 +40,19 @@ def _parse_row(text: str) -> list[float]:
 @click.option("--url", default="http://127.0.0.1:8080", show_default=True, help="REST address.")
 @click.option("--grpc", "use_grpc", is_flag=True, help="Use gRPC instead of REST.")
 @click.option("--grpc-target", default="127.0.0.1:8081", show_default=True, help="gRPC host:port.")
+@click.option(
+    "--api-key",
+    envvar="ARTPULSE_API_KEY",
+    default=None,
+    help="API key, when the server requires one (or set ARTPULSE_API_KEY).",
+)
 def predict(
     feature_rows: tuple[str, ...],
     images: tuple[Path, ...],
     url: str,
     use_grpc: bool,
     grpc_target: str,
+    api_key: str | None,
 ) -> None:
     """Classify --image files or --features rows with a running server (REST by default)."""
     # Imported here: the client pulls in MLServer's gRPC stubs (about a second), which every
@@ -65,16 +72,16 @@ def predict(
             payload = [path.read_bytes() for path in images]
             names = [str(path) for path in images]
             if use_grpc:
-                prediction = predict_images_grpc(grpc_target, payload)
+                prediction = predict_images_grpc(grpc_target, payload, api_key=api_key)
             else:
-                prediction = predict_images_rest(url, payload)
+                prediction = predict_images_rest(url, payload, api_key=api_key)
         else:
             rows = [_parse_row(text) for text in feature_rows]
             names = list(feature_rows)
             if use_grpc:
-                prediction = predict_features_grpc(grpc_target, rows)
+                prediction = predict_features_grpc(grpc_target, rows, api_key=api_key)
             else:
-                prediction = predict_features_rest(url, rows)
+                prediction = predict_features_rest(url, rows, api_key=api_key)
     except PredictionError as exc:
         raise click.ClickException(
             f"server refused the request ({exc.status}): {exc.message}"

@@ -1,4 +1,4 @@
-"""``artpulse serve``: run the V2 server (``mlserver start runtime/``) in the foreground."""
+"""``artpulse serve``: run the V2 server (MLServer behind the ArtPulse guard) in the foreground."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 
-from artpulse_jobs.serving.server import default_repository, mlserver_executable, server_environment
-from artpulse_runtime.settings import ArtPulseSettings
+from artpulse_contract.settings import ArtPulseSettings
+from artpulse_jobs.serving.server import server_command, server_environment
 
 
 @click.command("serve")
@@ -47,7 +47,9 @@ def serve(
     """Serve the registered model over V2 REST and gRPC until interrupted.
 
     Flags override the MLSERVER_* variables they name; anything unset keeps MLServer's
-    default. Ready: GET /v2/models/artpulse-classifier/ready; metrics on the metrics port.
+    default. ARTPULSE_API_KEYS_FILE turns on API keys, ARTPULSE_ADMIN_KEYS_FILE opens the
+    repository API to operators; request bounds are ARTPULSE_MAX_* (see the README).
+    Ready: GET /v2/models/artpulse-classifier/ready; metrics on the metrics port.
     """
     settings = ArtPulseSettings()
     flags = {
@@ -59,7 +61,6 @@ def serve(
     }
     overrides = {name: str(value) for name, value in flags.items() if value is not None}
     env = server_environment(settings, base=os.environ, model_uri=model_uri, overrides=overrides)
-    folder = repository or default_repository()
-    executable = mlserver_executable()
-    click.echo(f"serving {env['ARTPULSE_MODEL_URI']} from {folder} with {executable}", err=True)
-    os.execve(executable, [executable, "start", str(folder)], env)
+    command = server_command(repository)
+    click.echo(f"serving {env['ARTPULSE_MODEL_URI']}: {' '.join(command)}", err=True)
+    os.execve(command[0], command, env)

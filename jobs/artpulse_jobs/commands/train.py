@@ -9,14 +9,14 @@ from typing import Any
 import click
 from mlflow.exceptions import MlflowException
 
+from artpulse_contract.constants import TRAINING_EXPERIMENT
 from artpulse_contract.registry.failures import RegistryError
+from artpulse_contract.settings import ArtPulseSettings
 from artpulse_jobs.data.datasets import DatasetError
 from artpulse_jobs.reporting import format_training
 from artpulse_jobs.training.candidates import CANDIDATES
 from artpulse_jobs.training.fitting import TrainingError
 from artpulse_jobs.training.train import TrainConfig, run_training
-from artpulse_runtime.constants import TRAINING_EXPERIMENT
-from artpulse_runtime.settings import ArtPulseSettings
 
 DEFAULTS = TrainConfig(dataset_dir=Path())
 """A configuration of ``TrainConfig``'s defaults: the options show and use them."""

@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from artpulse_contract.constants import FEATURE_NAMES, LABELS
 from artpulse_jobs.data.feature_cache import FeatureCache, extract_with_cache, file_digest
-from artpulse_runtime.constants import FEATURE_NAMES, LABELS
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp"})
 """File suffixes (any case) read as images; other files under a label folder are ignored."""

@@ -20,12 +20,12 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from artpulse_contract import features as contract_module
+from artpulse_contract import imaging as decoding_module
+from artpulse_contract.constants import FEATURE_NAMES
+from artpulse_contract.errors import ImageDecodeError
+from artpulse_contract.features import extract_features
 from artpulse_jobs.data.parallel import available_cores, process_pool
-from artpulse_runtime import features as contract_module
-from artpulse_runtime import imaging as decoding_module
-from artpulse_runtime.constants import FEATURE_NAMES
-from artpulse_runtime.errors import ImageDecodeError
-from artpulse_runtime.features import extract_features
 
 
 def _contract_fingerprint() -> str:

@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from artpulse_contract.constants import LABELS
 from artpulse_jobs.data.parallel import available_cores, process_pool
 from artpulse_jobs.data.styles import DEFAULT_VARIATION, Variation, draw_style
-from artpulse_runtime.constants import LABELS
 
 DEFAULT_SIZE = 256
 """Nominal image side in pixels."""

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from artpulse_runtime.constants import LABELS
+from artpulse_contract.constants import LABELS
 
 NOMINAL_SIDE = 256
 """The side, in pixels, at which the contract states its lengths."""

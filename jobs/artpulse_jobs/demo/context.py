@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from artpulse_runtime.settings import ArtPulseSettings
+from artpulse_contract.settings import ArtPulseSettings
 
 DEFAULT_PER_LABEL = 120
 DEFAULT_SIZE = 256

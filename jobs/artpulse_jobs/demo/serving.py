@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING
 
 import click
 
+from artpulse_contract.constants import LABELS
+from artpulse_contract.events import EventStore
 from artpulse_jobs.demo.context import DemoContext
 from artpulse_jobs.serving.server import server_on_free_ports
-from artpulse_runtime.constants import LABELS
-from artpulse_runtime.events import EventStore
 
 if TYPE_CHECKING:
     from artpulse_jobs.serving.client import Prediction

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from artpulse_contract.constants import LABELS
 from artpulse_contract.registry import tags
 from artpulse_contract.registry.connection import client_for
 from artpulse_contract.registry.lookups import list_versions
@@ -14,7 +15,6 @@ from artpulse_jobs.data.generate import generate_images
 from artpulse_jobs.demo.context import DemoContext
 from artpulse_jobs.reporting import format_training, format_versions
 from artpulse_jobs.training.train import TrainConfig, run_training
-from artpulse_runtime.constants import LABELS
 
 
 def _ensure_images(folder: Path, per_label: int, size: int, seed: int) -> str:

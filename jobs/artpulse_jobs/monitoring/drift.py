@@ -22,10 +22,22 @@ import numpy as np
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 
+from artpulse_contract.constants import (
+    ALIAS_CHAMPION,
+    DRIFT_EXPERIMENT,
+    DRIFT_REPORT_HTML,
+    DRIFT_REPORT_JSON,
+    FEATURE_NAMES,
+    HOLDOUT_ARTIFACT,
+    REFERENCE_STATS_ARTIFACT,
+)
+from artpulse_contract.events import EventStore
+from artpulse_contract.events.store import DEFAULT_CHUNK_SIZE
 from artpulse_contract.registry import tags
 from artpulse_contract.registry.connection import client_for, configure_tracking, ensure_experiment
 from artpulse_contract.registry.failures import RegistryEntryMissing
-from artpulse_contract.registry.lookups import existing_version, version_for_alias
+from artpulse_contract.registry.lookups import chosen_version
+from artpulse_contract.settings import ArtPulseSettings
 from artpulse_jobs.monitoring.drift_html import write_html
 from artpulse_jobs.monitoring.drift_report import (
     VERDICT_DRIFT,
@@ -36,19 +48,6 @@ from artpulse_jobs.monitoring.drift_report import (
 )
 from artpulse_jobs.monitoring.thresholds import DEFAULT_WINDOW_HOURS, DriftThresholds
 from artpulse_jobs.training.run_logging import download_holdout
-from artpulse_runtime.constants import (
-    ALIAS_CHAMPION,
-    DRIFT_EXPERIMENT,
-    DRIFT_REPORT_HTML,
-    DRIFT_REPORT_JSON,
-    FEATURE_NAMES,
-    HOLDOUT_ARTIFACT,
-    REFERENCE_STATS_ARTIFACT,
-)
-from artpulse_runtime.events import EventStore
-from artpulse_runtime.settings import ArtPulseSettings
-
-DEFAULT_CHUNK_SIZE = 100_000
 
 
 class DriftError(RuntimeError):
@@ -109,15 +108,11 @@ class DriftResult:
 
 def resolve_version(client: MlflowClient, name: str, version: str | None) -> ModelVersion:
     """Version ``version`` of ``name``, or the champion when None."""
-    if version is None:
-        champion = version_for_alias(client, name, ALIAS_CHAMPION)
-        if champion is None:
-            raise DriftError(f"{name} has no '{ALIAS_CHAMPION}' alias; train a model first")
-        return champion
     try:
-        return existing_version(client, name, version)
+        return chosen_version(client, name, version, ALIAS_CHAMPION)
     except RegistryEntryMissing as error:
-        raise DriftError(f"version {version!r} of {name} does not exist ({error})") from error
+        hint = "train a model first" if version is None else "see `artpulse models`"
+        raise DriftError(f"{error}; {hint}") from error
 
 
 def _no_artifact(version: ModelVersion, artifact: str, error: Exception) -> DriftError:
@@ -167,6 +162,7 @@ def accumulate(
         model_version=model_version,
         last_n=window.last_n,
         chunk_size=chunk_size,
+        probabilities=False,  # drift compares features and labels only
     ):
         accumulator.update(chunk.features, chunk.labels)
     return accumulator

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from artpulse_contract.constants import FEATURE_NAMES, LABELS
 from artpulse_contract.label_stats import LabelAccumulator, label_tests, labels_differ
 from artpulse_jobs.monitoring.drift_stats import (
     GRID_BINS,
@@ -35,7 +36,6 @@ from artpulse_jobs.monitoring.drift_stats import (
     population_stability_index,
 )
 from artpulse_jobs.monitoring.thresholds import DriftThresholds
-from artpulse_runtime.constants import FEATURE_NAMES, LABELS
 
 REPORT_SCHEMA_VERSION = 1
 DISPLAY_BINS = 40

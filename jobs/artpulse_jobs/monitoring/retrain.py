@@ -15,13 +15,13 @@ from typing import Any
 
 from mlflow.exceptions import MlflowException
 
+from artpulse_contract.constants import ALIAS_CHAMPION
 from artpulse_contract.registry import tags
 from artpulse_contract.registry.connection import client_for, configure_tracking
 from artpulse_contract.registry.lookups import version_for_alias
+from artpulse_contract.settings import ArtPulseSettings
 from artpulse_jobs.monitoring.drift_report import VERDICT_DRIFT
 from artpulse_jobs.training.train import TrainConfig, TrainResult, run_training
-from artpulse_runtime.constants import ALIAS_CHAMPION
-from artpulse_runtime.settings import ArtPulseSettings
 
 
 class RetrainError(RuntimeError):

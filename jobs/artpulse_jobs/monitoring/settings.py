@@ -10,6 +10,7 @@ from pathlib import Path
 
 from pydantic import Field
 
+from artpulse_contract.settings import ArtPulseSettings
 from artpulse_jobs.monitoring.thresholds import (
     DEFAULT_THRESHOLDS,
     DEFAULT_WINDOW_HOURS,
@@ -20,7 +21,6 @@ from artpulse_jobs.monitoring.thresholds import (
     Significance,
 )
 from artpulse_jobs.promotion.rules import DEFAULT_GATE, GateConfig, Score
-from artpulse_runtime.settings import ArtPulseSettings
 
 
 class MonitoringSettings(ArtPulseSettings):

@@ -17,15 +17,15 @@ import numpy as np
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 
+from artpulse_contract.classifier import ArtPulseClassifier
+from artpulse_contract.constants import HOLDOUT_ARTIFACT
 from artpulse_contract.registry import tags
 from artpulse_contract.registry.uris import pinned_uri
+from artpulse_contract.settings import ArtPulseSettings
 from artpulse_jobs.data.datasets import load_image_dataset
 from artpulse_jobs.promotion.rules import GateConfig, GateDecision, decide
 from artpulse_jobs.training.evaluation import evaluate
 from artpulse_jobs.training.run_logging import download_holdout
-from artpulse_runtime.classifier import ArtPulseClassifier
-from artpulse_runtime.constants import HOLDOUT_ARTIFACT
-from artpulse_runtime.settings import ArtPulseSettings
 
 
 class GateError(RuntimeError):

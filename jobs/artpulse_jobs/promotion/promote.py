@@ -20,10 +20,16 @@ import mlflow
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 
+from artpulse_contract.constants import (
+    ALIAS_CHALLENGER,
+    ALIAS_CHAMPION,
+    ALIAS_PREVIOUS_CHAMPION,
+    PROMOTION_EXPERIMENT,
+)
 from artpulse_contract.registry import tags
 from artpulse_contract.registry.connection import client_for, configure_tracking, ensure_experiment
 from artpulse_contract.registry.failures import RegistryEntryMissing
-from artpulse_contract.registry.lookups import existing_version, version_for_alias
+from artpulse_contract.registry.lookups import chosen_version, version_for_alias
 from artpulse_contract.registry.moves import (
     AliasChange,
     AliasMove,
@@ -32,6 +38,7 @@ from artpulse_contract.registry.moves import (
     promote_version,
     tag_version,
 )
+from artpulse_contract.settings import ArtPulseSettings
 from artpulse_jobs.promotion.gate import (
     GateConfig,
     GateDecision,
@@ -39,13 +46,6 @@ from artpulse_jobs.promotion.gate import (
     GateVerdict,
     grade,
 )
-from artpulse_runtime.constants import (
-    ALIAS_CHALLENGER,
-    ALIAS_CHAMPION,
-    ALIAS_PREVIOUS_CHAMPION,
-    PROMOTION_EXPERIMENT,
-)
-from artpulse_runtime.settings import ArtPulseSettings
 
 PROMOTED_BY_COMMAND = "artpulse promote"
 """``artpulse.promoted_by`` of a version promoted by this module."""
@@ -71,13 +71,6 @@ class PromotionOutcome:
     forced: bool = False
     evaluation_source: str | None = None
     aliases: dict[str, str] = field(default_factory=dict)
-
-
-def _existing_version(client: MlflowClient, name: str, version: str) -> ModelVersion:
-    try:
-        return existing_version(client, name, version)
-    except RegistryEntryMissing as error:
-        raise PromotionError(f"version {version!r} of {name} does not exist ({error})") from error
 
 
 def _logged_move(move: Callable[[], AliasMove | None]) -> AliasMove | None:
@@ -125,12 +118,11 @@ def _record(
 
 def _candidate(client: MlflowClient, name: str, version: str | None) -> ModelVersion:
     """Version ``version`` of ``name``, or the one aliased challenger."""
-    if version is None:
-        challenger = version_for_alias(client, name, ALIAS_CHALLENGER)
-        if challenger is None:
-            raise PromotionError(f"{name} has no '{ALIAS_CHALLENGER}' alias; pass --version N")
-        return challenger
-    return _existing_version(client, name, version)
+    try:
+        return chosen_version(client, name, version, ALIAS_CHALLENGER)
+    except RegistryEntryMissing as error:
+        hint = "pass --version N" if version is None else "see `artpulse models`"
+        raise PromotionError(f"{error}; {hint}") from error
 
 
 def promote(

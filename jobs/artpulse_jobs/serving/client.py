@@ -2,6 +2,8 @@
 
 gRPC uses MLServer's own generated stubs (``mlserver.grpc.dataplane_pb2``); tritonclient's
 gRPC module registers the same protobuf symbols and cannot be imported alongside them.
+Every call takes an optional ``api_key``, sent as ``Authorization: Bearer <key>`` (REST)
+or ``authorization`` metadata (gRPC).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import requests
 from mlserver.grpc import dataplane_pb2 as pb
 from mlserver.grpc import dataplane_pb2_grpc as pb_grpc
 
-from artpulse_runtime.constants import (
+from artpulse_contract.constants import (
     FEATURE_NAMES,
     INPUT_FEATURES,
     INPUT_IMAGE,
@@ -83,9 +85,19 @@ def features_request_json(rows: Sequence[Sequence[float]]) -> dict[str, Any]:
     }
 
 
-def _rest(http_url: str, body: dict[str, Any], timeout: float) -> Prediction:
+def auth_headers(api_key: str | None) -> dict[str, str]:
+    """The REST headers carrying ``api_key`` (none without a key)."""
+    return {"Authorization": f"Bearer {api_key}"} if api_key else {}
+
+
+def auth_metadata(api_key: str | None) -> list[tuple[str, str]]:
+    """The gRPC metadata carrying ``api_key`` (none without a key)."""
+    return [("authorization", f"Bearer {api_key}")] if api_key else []
+
+
+def _rest(http_url: str, body: dict[str, Any], timeout: float, api_key: str | None) -> Prediction:
     url = f"{http_url.rstrip('/')}/v2/models/{MODEL_NAME}/infer"
-    response = requests.post(url, json=body, timeout=timeout)
+    response = requests.post(url, json=body, timeout=timeout, headers=auth_headers(api_key))
     if response.status_code != 200:
         try:
             message = str(response.json().get("error") or response.json())
@@ -112,17 +124,23 @@ def prediction_from_json(answer: dict[str, Any]) -> Prediction:
 
 
 def predict_images_rest(
-    http_url: str, images: Sequence[bytes], timeout: float = DEFAULT_TIMEOUT
+    http_url: str,
+    images: Sequence[bytes],
+    timeout: float = DEFAULT_TIMEOUT,
+    api_key: str | None = None,
 ) -> Prediction:
     """Classify encoded ``images`` over REST (base64 in JSON)."""
-    return _rest(http_url, image_request_json(images), timeout)
+    return _rest(http_url, image_request_json(images), timeout, api_key)
 
 
 def predict_features_rest(
-    http_url: str, rows: Sequence[Sequence[float]], timeout: float = DEFAULT_TIMEOUT
+    http_url: str,
+    rows: Sequence[Sequence[float]],
+    timeout: float = DEFAULT_TIMEOUT,
+    api_key: str | None = None,
 ) -> Prediction:
     """Classify feature ``rows`` (N, 5) over REST."""
-    return _rest(http_url, features_request_json(rows), timeout)
+    return _rest(http_url, features_request_json(rows), timeout, api_key)
 
 
 def image_request_grpc(images: Sequence[bytes]) -> pb.ModelInferRequest:
@@ -165,7 +183,10 @@ def prediction_from_grpc(answer: pb.ModelInferResponse) -> Prediction:
 
 
 def infer_grpc(
-    grpc_target: str, request: pb.ModelInferRequest, timeout: float = DEFAULT_TIMEOUT
+    grpc_target: str,
+    request: pb.ModelInferRequest,
+    timeout: float = DEFAULT_TIMEOUT,
+    api_key: str | None = None,
 ) -> Prediction:
     """Send one gRPC ModelInfer request; raise PredictionError with the server's message."""
     with grpc.insecure_channel(
@@ -174,21 +195,27 @@ def infer_grpc(
     ) as channel:
         stub = pb_grpc.GRPCInferenceServiceStub(channel)
         try:
-            answer = stub.ModelInfer(request, timeout=timeout)
+            answer = stub.ModelInfer(request, timeout=timeout, metadata=auth_metadata(api_key))
         except grpc.RpcError as exc:
             raise PredictionError(exc.code().name, exc.details() or "") from exc
     return prediction_from_grpc(answer)
 
 
 def predict_images_grpc(
-    grpc_target: str, images: Sequence[bytes], timeout: float = DEFAULT_TIMEOUT
+    grpc_target: str,
+    images: Sequence[bytes],
+    timeout: float = DEFAULT_TIMEOUT,
+    api_key: str | None = None,
 ) -> Prediction:
     """Classify encoded ``images`` over gRPC (raw bytes)."""
-    return infer_grpc(grpc_target, image_request_grpc(images), timeout)
+    return infer_grpc(grpc_target, image_request_grpc(images), timeout, api_key)
 
 
 def predict_features_grpc(
-    grpc_target: str, rows: Sequence[Sequence[float]], timeout: float = DEFAULT_TIMEOUT
+    grpc_target: str,
+    rows: Sequence[Sequence[float]],
+    timeout: float = DEFAULT_TIMEOUT,
+    api_key: str | None = None,
 ) -> Prediction:
     """Classify feature ``rows`` (N, 5) over gRPC."""
-    return infer_grpc(grpc_target, features_request_grpc(rows), timeout)
+    return infer_grpc(grpc_target, features_request_grpc(rows), timeout, api_key)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
 
-from artpulse_runtime.constants import LABELS
+from artpulse_contract.constants import LABELS
 
 
 @dataclass(frozen=True)

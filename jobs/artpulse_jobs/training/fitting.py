@@ -12,10 +12,10 @@ from sklearn.base import BaseEstimator, clone
 from sklearn.model_selection import StratifiedKFold, cross_val_score, train_test_split
 from threadpoolctl import threadpool_limits
 
+from artpulse_contract.classifier import ArtPulseClassifier
 from artpulse_jobs.data.parallel import available_cores
 from artpulse_jobs.training.candidates import Candidate
 from artpulse_jobs.training.evaluation import Evaluation, evaluate
-from artpulse_runtime.classifier import ArtPulseClassifier
 
 LATENCY_CALLS = 9
 """Single-row ``predict_proba`` calls timed to estimate a candidate's per-request cost."""

@@ -12,9 +12,9 @@ from mlflow import MlflowClient
 from mlflow.models import infer_signature
 from mlflow.models.model import ModelInfo
 
+from artpulse_contract.classifier import ArtPulseClassifier
+from artpulse_contract.constants import ALIAS_CHALLENGER, ALIAS_CHAMPION, FEATURE_NAMES
 from artpulse_contract.registry.lookups import version_for_alias
-from artpulse_runtime.classifier import ArtPulseClassifier
-from artpulse_runtime.constants import ALIAS_CHALLENGER, ALIAS_CHAMPION, FEATURE_NAMES
 
 MODEL_ARTIFACT_NAME = "model"
 """Name of the logged model inside its run."""
@@ -27,7 +27,7 @@ def pip_requirements() -> list[str]:
 
     MLflow would otherwise infer them by importing the model in a subprocess, which costs
     several seconds per ``log_model``. Loading the model also needs the ``artpulse`` package
-    itself (``artpulse_runtime.classifier``), which the runtime image installs.
+    itself (``artpulse_contract.classifier``), which the runtime image installs.
     """
     return [f"{name}=={package_version(name)}" for name in _REQUIRED_PACKAGES]
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from artpulse_runtime.constants import LABELS
+from artpulse_contract.constants import LABELS
 
 
 def save_confusion_matrix(confusion: np.ndarray, title: str, path: Path) -> Path:

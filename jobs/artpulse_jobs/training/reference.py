@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from artpulse_runtime.constants import FEATURE_NAMES, LABELS
+from artpulse_contract.constants import FEATURE_NAMES, LABELS
 
 SCHEMA_VERSION = 1
 DEFAULT_BINS = 10

@@ -10,10 +10,10 @@ import mlflow
 import numpy as np
 from mlflow import MlflowClient
 
+from artpulse_contract.constants import HOLDOUT_ARTIFACT, REFERENCE_STATS_ARTIFACT
 from artpulse_contract.registry import tags
 from artpulse_jobs.training.fitting import FittedCandidate, Split
 from artpulse_jobs.training.reference import compute_reference_stats
-from artpulse_runtime.constants import HOLDOUT_ARTIFACT, REFERENCE_STATS_ARTIFACT
 
 DATASET_ARTIFACT = "dataset.json"
 """The dataset description: path, counts per label, content hash, skipped files."""

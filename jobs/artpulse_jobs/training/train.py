@@ -20,9 +20,11 @@ from typing import Any
 import mlflow
 import numpy as np
 
+from artpulse_contract.constants import TRAINING_EXPERIMENT
 from artpulse_contract.registry import tags
 from artpulse_contract.registry.connection import client_for, configure_tracking, ensure_experiment
 from artpulse_contract.registry.uris import pinned_uri
+from artpulse_contract.settings import ArtPulseSettings
 from artpulse_jobs.data.datasets import DEFAULT_MIN_PER_LABEL, ImageDataset, load_image_dataset
 from artpulse_jobs.training.candidates import CANDIDATES, candidate_by_name, select_best
 from artpulse_jobs.training.fitting import (
@@ -40,8 +42,6 @@ from artpulse_jobs.training.run_logging import (
     log_candidate_run,
     log_model_evidence,
 )
-from artpulse_runtime.constants import TRAINING_EXPERIMENT
-from artpulse_runtime.settings import ArtPulseSettings
 
 
 @dataclass

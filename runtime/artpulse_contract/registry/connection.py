@@ -10,16 +10,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
 
 import mlflow
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from artpulse_contract.registry.failures import registry_errors
-
-if TYPE_CHECKING:
-    from artpulse_runtime.settings import ArtPulseSettings
+from artpulse_contract.settings import ArtPulseSettings
 
 DEFAULT_REQUEST_TIMEOUT_SECONDS = 10
 """How long one registry request of a retrying process may take before it counts as failed."""

@@ -61,6 +61,24 @@ def version_for_alias(client: MlflowClient, name: str, alias: str) -> ModelVersi
     return None if number is None else existing_version(client, name, number)
 
 
+def chosen_version(
+    client: MlflowClient, name: str, version: str | None, alias: str
+) -> ModelVersion:
+    """Version ``version`` of ``name`` or, when None, the version ``alias`` names.
+
+    ``RegistryEntryMissing`` names the missing version or alias.
+    """
+    if version is None:
+        found = version_for_alias(client, name, alias)
+        if found is None:
+            raise RegistryEntryMissing(f"{name} has no {alias!r} alias")
+        return found
+    try:
+        return existing_version(client, name, version)
+    except RegistryEntryMissing as error:
+        raise RegistryEntryMissing(f"{name} has no version {version!r} ({error})") from error
+
+
 def resolve_reference(client: MlflowClient, reference: ModelReference) -> ModelVersion:
     """The registry version a parsed model URI names now (an alias is resolved here).
 

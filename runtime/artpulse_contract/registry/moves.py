@@ -19,10 +19,10 @@ from datetime import UTC, datetime
 
 from mlflow import MlflowClient
 
+from artpulse_contract.constants import ALIAS_CHALLENGER, ALIAS_CHAMPION
 from artpulse_contract.registry import tags
 from artpulse_contract.registry.failures import RegistryError, registry_errors
 from artpulse_contract.registry.lookups import aliases_of, existing_version
-from artpulse_runtime.constants import ALIAS_CHALLENGER, ALIAS_CHAMPION
 
 
 class AliasMoveError(RegistryError):

@@ -22,6 +22,8 @@ INPUT_FEATURES: Final = "features"
 OUTPUT_LABEL: Final = "label"
 OUTPUT_PROBABILITIES: Final = "probabilities"
 OUTPUT_FEATURES: Final = "features"
+OUTPUT_NAMES: Final = (OUTPUT_LABEL, OUTPUT_PROBABILITIES, OUTPUT_FEATURES)
+"""Every output the model returns, in the order a response lists them by default."""
 
 PROBABILITY_COLUMN_PREFIX: Final = "proba_"
 """The pyfunc model's output names its probability columns ``proba_<label>``."""

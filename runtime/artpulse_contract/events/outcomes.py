@@ -24,8 +24,8 @@ import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from artpulse_runtime.events.schema import LATENCY_BOUNDS, LATENCY_BUCKETS, serving_outcomes
-from artpulse_runtime.events.store import EventStore
+from artpulse_contract.events.schema import LATENCY_BOUNDS, LATENCY_BUCKETS, serving_outcomes
+from artpulse_contract.events.store import EventStore
 
 _COUNTS = struct.Struct(f"<{LATENCY_BUCKETS}I")
 """A histogram is stored as little-endian uint32 counts, one per bucket."""

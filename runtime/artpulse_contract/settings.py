@@ -11,7 +11,8 @@ from pathlib import Path
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from artpulse_runtime.constants import ALIAS_CHAMPION, MODEL_NAME
+from artpulse_contract.constants import ALIAS_CHAMPION, MODEL_NAME
+from artpulse_contract.registry.uris import alias_uri
 
 
 class ArtPulseSettings(BaseSettings):
@@ -33,7 +34,7 @@ class ArtPulseSettings(BaseSettings):
     model_name: str = MODEL_NAME
     """Registered model name in MLflow."""
 
-    model_uri: str = f"models:/{MODEL_NAME}@{ALIAS_CHAMPION}"
+    model_uri: str = alias_uri(MODEL_NAME, ALIAS_CHAMPION)
     """The model a server loads: ``models:/<name>/<N>`` (pinned) or ``models:/<name>@<alias>``."""
 
     @property

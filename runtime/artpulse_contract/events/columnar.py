@@ -11,9 +11,9 @@ import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 
-from artpulse_runtime.constants import FEATURE_NAMES, LABELS
-from artpulse_runtime.events.model import EventChunk
-from artpulse_runtime.events.schema import FEATURE_COLUMNS, prediction_events
+from artpulse_contract.constants import FEATURE_NAMES, LABELS
+from artpulse_contract.events.model import EventChunk
+from artpulse_contract.events.schema import FEATURE_COLUMNS, prediction_events
 
 PROBABILITIES = struct.Struct(f"<{len(LABELS)}f")
 """Probabilities are kept as little-endian float32 values, 4 bytes each."""
@@ -36,17 +36,18 @@ def timestamp_expression(dialect: Dialect) -> sa.ColumnElement[Any]:
     return sa.cast(micros, sa.BigInteger()).label("ts_raw")
 
 
-def chunk_columns(dialect: Dialect) -> list[sa.ColumnElement[Any]]:
-    """Columns selected for a chunk: raw timestamp, id, features, label, version, probabilities."""
+def chunk_columns(dialect: Dialect, *, probabilities: bool) -> list[sa.ColumnElement[Any]]:
+    """Columns selected for a chunk: raw timestamp, id, features, label, version, and the
+    probabilities when asked for."""
     table = prediction_events.c
-    return [
+    columns = [
         timestamp_expression(dialect),
         table.id,
         *FEATURE_COLUMNS,
         table.label,
         table.model_version,
-        table.probabilities,
     ]
+    return [*columns, table.probabilities] if probabilities else columns
 
 
 def _timestamps(values: Sequence[Any], dialect: Dialect) -> np.ndarray:
@@ -62,13 +63,16 @@ def rows_to_chunk(rows: Sequence[Sequence[Any]], dialect: Dialect) -> EventChunk
     for index in range(_N_FEATURES):
         features[:, index] = columns[2 + index]
     label_column = 2 + _N_FEATURES
-    probabilities = np.frombuffer(bytearray(b"".join(columns[label_column + 2])), dtype="<f4")
+    probabilities = None
+    if len(columns) > label_column + 2:
+        packed = np.frombuffer(bytearray(b"".join(columns[label_column + 2])), dtype="<f4")
+        probabilities = packed.reshape(len(rows), len(LABELS))
     return EventChunk(
         timestamps=_timestamps(columns[0], dialect),
         features=features,
         labels=np.array(columns[label_column], dtype=object),
         model_versions=np.array(columns[label_column + 1], dtype=object),
-        probabilities=probabilities.reshape(len(rows), len(LABELS)),
+        probabilities=probabilities,
     )
 
 

@@ -1,6 +1,12 @@
 """The event store's tables (SQLAlchemy Core) and their idempotent, race-safe creation:
 ``prediction_events`` (one row per prediction) and ``serving_outcomes`` (requests answered
-and failed per model version and period, see ``outcomes.py``)."""
+and failed per model version and period, see ``outcomes.py``).
+
+``event_id`` (16 bytes, unique) makes writes idempotent: a batch written twice is stored
+once. Tables created before it existed get the column (NULL for their old rows, which the
+unique index allows), and stores made before ``serving_outcomes`` existed get that table,
+the first time a store opens them.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +17,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.schema import CreateIndex, CreateTable
 
-from artpulse_runtime.constants import FEATURE_NAMES
+from artpulse_contract.constants import FEATURE_NAMES
+from artpulse_contract.events.ids import EVENT_ID_BYTES
 
 EVENTS_TABLE_NAME = "prediction_events"
 
@@ -65,6 +72,8 @@ prediction_events = sa.Table(
     sa.Column("label", sa.String(), nullable=False),
     # Five little-endian float32 values in LABELS order (20 bytes); see store.py.
     sa.Column("probabilities", sa.LargeBinary(), nullable=False),
+    # Nullable only for rows written before the column existed; the writer always sets it.
+    sa.Column("event_id", sa.LargeBinary(EVENT_ID_BYTES), nullable=True),
 )
 """One row per prediction; features as five REAL columns so SQL can aggregate them."""
 
@@ -73,6 +82,7 @@ sa.Index(
     prediction_events.c.timestamp,
     prediction_events.c.id,
 )
+sa.Index("ux_prediction_events_event_id", prediction_events.c.event_id, unique=True)
 sa.Index(
     "ix_prediction_events_model_version",
     prediction_events.c.model_version,
@@ -111,11 +121,24 @@ FEATURE_COLUMNS: tuple[sa.Column[Any], ...] = tuple(prediction_events.c[n] for n
 """The feature columns, in ``FEATURE_NAMES`` order."""
 
 
-def create_schema(connection: Connection) -> None:
-    """Create the tables and their indexes if absent, inside the caller's transaction.
+def _add_missing_event_id(connection: Connection) -> None:
+    columns = {column["name"] for column in sa.inspect(connection).get_columns(EVENTS_TABLE_NAME)}
+    if "event_id" in columns:
+        return
+    column = prediction_events.c.event_id
+    column_type = column.type.compile(dialect=connection.dialect)
+    table = connection.dialect.identifier_preparer.format_table(prediction_events)
+    try:
+        connection.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN event_id {column_type}")
+    except sa.exc.OperationalError as error:
+        # SQLite: another process added it between the look and the ALTER.
+        if "duplicate column" not in str(error):
+            raise
 
-    A store created before ``serving_outcomes`` existed gets that table the first time a
-    process of this version opens it; its prediction events are left as they are.
+
+def create_schema(connection: Connection) -> None:
+    """Create the tables and their indexes if absent (or add ``event_id`` to an older
+    prediction table), inside the caller's transaction.
 
     Safe when several processes start at once: ``IF NOT EXISTS`` on SQLite (DDL runs under
     its database write lock) and, on PostgreSQL, a transaction-scoped advisory lock, since
@@ -123,7 +146,9 @@ def create_schema(connection: Connection) -> None:
     """
     if connection.dialect.name == "postgresql":
         connection.execute(sa.select(sa.func.pg_advisory_xact_lock(SCHEMA_LOCK_KEY)))
-    for table in (prediction_events, serving_outcomes):
-        connection.execute(CreateTable(table, if_not_exists=True))
-        for index in sorted(table.indexes, key=lambda item: str(item.name)):
-            connection.execute(CreateIndex(index, if_not_exists=True))
+    connection.execute(CreateTable(prediction_events, if_not_exists=True))
+    connection.execute(CreateTable(serving_outcomes, if_not_exists=True))
+    _add_missing_event_id(connection)
+    indexes = [*prediction_events.indexes, *serving_outcomes.indexes]
+    for index in sorted(indexes, key=lambda item: str(item.name)):
+        connection.execute(CreateIndex(index, if_not_exists=True))

@@ -13,11 +13,11 @@ import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from artpulse_contract.constants import LABELS
+from artpulse_contract.events.outcomes import OutcomeTotals, outcome_totals
+from artpulse_contract.events.schema import prediction_events
+from artpulse_contract.events.store import READ_PARTITION, EventStore
 from artpulse_contract.label_stats import LabelAccumulator
-from artpulse_runtime.constants import LABELS
-from artpulse_runtime.events.outcomes import OutcomeTotals, outcome_totals
-from artpulse_runtime.events.schema import prediction_events
-from artpulse_runtime.events.store import READ_PARTITION, EventStore
 
 
 @dataclass(frozen=True)

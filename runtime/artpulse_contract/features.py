@@ -1,7 +1,11 @@
 """The feature contract: every image, in training and in serving, becomes these five numbers.
 
-See ``../shared/docs/feature-contract.md``. Reductions run on exact integer sums, so the
-single-image and batch forms return the same values bit for bit.
+On the image ``imaging.prepare_image`` gives (RGB, 128 x 128, bilinear), with channels scaled
+to [0, 1]: ``hue_mean``, ``sat_mean``, ``val_mean`` are the means of Pillow's HSV channels;
+``contrast`` is ``clip(2 * std(gray), 0, 1)`` and ``edges`` the mean absolute difference of
+horizontal and of vertical neighbours in grey, averaged and clipped to [0, 1]. All float32,
+in ``FEATURE_NAMES`` order. Reductions run on exact integer sums, so the single-image and
+batch forms return the same values bit for bit.
 """
 
 from __future__ import annotations
@@ -11,9 +15,10 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image
 
-from artpulse_runtime.constants import FEATURE_NAMES, LABELS
-from artpulse_runtime.errors import BatchImageError, ImageDecodeError
-from artpulse_runtime.imaging import DEFAULT_LIMITS, DecodeLimits, prepare_image
+from artpulse_contract.budget import CapacityBudget
+from artpulse_contract.constants import FEATURE_NAMES, LABELS
+from artpulse_contract.errors import BatchImageError, ImageDecodeError
+from artpulse_contract.imaging import DEFAULT_LIMITS, DecodeLimits, prepare_image
 
 __all__ = [
     "FEATURE_NAMES",
@@ -64,9 +69,16 @@ def features_from_prepared(images: Sequence[Image.Image]) -> np.ndarray:
     return np.asarray(rows, dtype=np.float32).reshape(len(rows), len(FEATURE_NAMES))
 
 
-def extract_features(image: ImageInput, limits: DecodeLimits = DEFAULT_LIMITS) -> np.ndarray:
-    """Return the float32 features, shape (5,), of one encoded image or PIL image."""
-    return features_from_prepared([prepare_image(image, limits)])[0]
+def extract_features(
+    image: ImageInput,
+    limits: DecodeLimits = DEFAULT_LIMITS,
+    pixels: CapacityBudget | None = None,
+) -> np.ndarray:
+    """Return the float32 features, shape (5,), of one encoded image or PIL image.
+
+    ``pixels`` bounds the pixels decoded at once across threads (see ``prepare_image``).
+    """
+    return features_from_prepared([prepare_image(image, limits, pixels)])[0]
 
 
 def extract_features_batch(

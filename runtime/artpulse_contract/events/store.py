@@ -2,114 +2,31 @@
 
 from __future__ import annotations
 
-import sqlite3
 import threading
-import time
 from collections.abc import Iterator, Sequence
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import URL, Connection, Engine
+from sqlalchemy.engine import Connection, Engine
 
-from artpulse_runtime.events.columnar import (
+from artpulse_contract.events.columnar import (
     as_utc_datetime,
     chunk_columns,
     concatenate,
     rows_to_chunk,
 )
-from artpulse_runtime.events.model import EventChunk, PredictionEvent
-from artpulse_runtime.events.schema import create_schema, prediction_events
-from artpulse_runtime.events.writing import insert_events
+from artpulse_contract.events.engine import create_engine, parse_url, sqlite_file
+from artpulse_contract.events.ids import new_event_ids
+from artpulse_contract.events.model import EventChunk, PredictionEvent
+from artpulse_contract.events.schema import create_schema, prediction_events
+from artpulse_contract.events.writing import insert_events
 
-SQLITE_BUSY_TIMEOUT_S = 10.0
-"""How long a SQLite connection waits for another writer's lock before failing (default)."""
+DEFAULT_CHUNK_SIZE = 100_000
+"""Events per chunk ``iter_chunks`` yields unless told otherwise."""
 
 READ_PARTITION = 10_000
 """Default rows fetched from the driver at a time while reading a chunk."""
-
-POSTGRES_CONNECT_TIMEOUT_S = 5
-"""How long a PostgreSQL connection attempt may take, so an unreachable host fails fast."""
-
-SUPPORTED_SCHEMES = ("sqlite:///<path>", "postgresql+psycopg://<user>@<host>:<port>/<db>")
-
-
-class UnsupportedEventStoreURL(ValueError):
-    """The event store URL names a database this store does not support."""
-
-
-def _parse_url(url: str) -> URL:
-    try:
-        parsed = sa.make_url(url)
-    except sa.exc.ArgumentError as error:
-        raise UnsupportedEventStoreURL(
-            f"event store URL {url!r} is not a SQLAlchemy URL; use one of {SUPPORTED_SCHEMES}"
-        ) from error
-    if parsed.drivername in ("postgresql", "postgres"):
-        parsed = parsed.set(drivername="postgresql+psycopg")
-    if parsed.drivername not in ("sqlite", "sqlite+pysqlite", "postgresql+psycopg"):
-        shown = parsed.render_as_string(hide_password=True)
-        raise UnsupportedEventStoreURL(
-            f"event store URL {shown!r} uses driver {parsed.drivername!r}; "
-            f"use one of {SUPPORTED_SCHEMES}"
-        )
-    return parsed
-
-
-def _sqlite_file(url: URL) -> Path | None:
-    database = url.database or ""
-    if database in ("", ":memory:") or database.startswith("file:"):
-        return None
-    return Path(database)
-
-
-def _enable_wal(cursor: sqlite3.Cursor, timeout: float) -> None:
-    # Switching a new file to WAL needs an exclusive lock and SQLite reports "locked" at once
-    # (no busy wait) when another connection races to do the same: retry until the timeout.
-    # (An in-memory database answers "memory" and stays so.)
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            cursor.execute("PRAGMA journal_mode = WAL")
-            return
-        except sqlite3.OperationalError as error:
-            if "locked" not in str(error) or time.monotonic() > deadline:
-                raise
-            time.sleep(0.01)
-
-
-def _create_sqlite_engine(url: URL) -> Engine:
-    # The busy timeout (``?timeout=<seconds>`` in the URL, else SQLITE_BUSY_TIMEOUT_S) makes
-    # a second writer wait for the lock instead of failing at once; WAL lets the drift job
-    # read while the server writes.
-    timeout = float(url.query.get("timeout", SQLITE_BUSY_TIMEOUT_S))  # type: ignore[arg-type]
-    engine = sa.create_engine(url, connect_args={"timeout": timeout})
-
-    @sa.event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: sqlite3.Connection, _record: object) -> None:
-        cursor = dbapi_connection.cursor()
-        _enable_wal(cursor, timeout)
-        cursor.execute("PRAGMA synchronous = NORMAL")
-        cursor.close()
-
-    return engine
-
-
-def _create_engine(url: URL) -> Engine:
-    if url.drivername.startswith("sqlite"):
-        return _create_sqlite_engine(url)
-    # Fail fast on an unreachable host, and notice a silently dead peer (keepalives) instead
-    # of blocking the writer thread for the kernel's TCP timeout; the URL may override these.
-    defaults: dict[str, Any] = {
-        "connect_timeout": POSTGRES_CONNECT_TIMEOUT_S,
-        "keepalives": 1,
-        "keepalives_idle": 10,
-        "keepalives_interval": 5,
-        "keepalives_count": 3,
-    }
-    connect_args = {key: value for key, value in defaults.items() if key not in url.query}
-    return sa.create_engine(url, pool_pre_ping=True, connect_args=connect_args)
 
 
 def _require_aware(name: str, value: datetime | None) -> None:
@@ -144,8 +61,8 @@ class EventStore:
         """
         _require_positive("read_partition", read_partition)
         self._read_partition = read_partition
-        self._url = _parse_url(url)
-        self._engine = _create_engine(self._url)
+        self._url = parse_url(url)
+        self._engine = create_engine(self._url)
         self._schema_lock = threading.Lock()
         self._schema_ready = False
 
@@ -166,21 +83,28 @@ class EventStore:
         with self._schema_lock:
             if self._schema_ready:
                 return
-            path = _sqlite_file(self._url)
+            path = sqlite_file(self._url)
             if path is not None:
                 path.parent.mkdir(parents=True, exist_ok=True)
             with self._engine.begin() as connection:
                 create_schema(connection)
             self._schema_ready = True
 
-    def write(self, events: Sequence[PredictionEvent]) -> None:
-        """Insert ``events`` in one transaction (all or none)."""
+    def write(
+        self, events: Sequence[PredictionEvent], event_ids: Sequence[bytes] | None = None
+    ) -> None:
+        """Insert ``events`` in one transaction (all or none).
+
+        ``event_ids`` (16 bytes each, see ``events.ids``) make the write idempotent: an
+        event whose id is already stored is skipped. Without them, fresh ids are drawn.
+        """
         if not events:
             return
+        ids = new_event_ids(len(events)) if event_ids is None else event_ids
         self.ensure_schema()
         try:
             with self._engine.begin() as connection:
-                insert_events(connection, events)
+                insert_events(connection, events, ids)
         except Exception:
             # The database may have been replaced by an empty one: check the schema again.
             self._schema_ready = False
@@ -207,18 +131,21 @@ class EventStore:
         until: datetime | None = None,
         model_version: str | None = None,
         last_n: int | None = None,
-        chunk_size: int = 100_000,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        probabilities: bool = True,
     ) -> Iterator[EventChunk]:
         """Yield the matching events oldest first, at most ``chunk_size`` per chunk.
 
-        Filters as in ``count``; ``last_n`` keeps only the newest ``last_n`` matching events.
+        Filters as in ``count``; ``last_n`` keeps only the newest ``last_n`` matching events;
+        ``probabilities=False`` leaves that column unread (``EventChunk.probabilities`` None).
         Each chunk is one keyset-paginated query (``(timestamp, id) > last seen``), so memory
         stays bounded by the chunk size and no transaction stays open between chunks.
         """
         _require_positive("chunk_size", chunk_size)
         _require_positive("last_n", last_n)
         conditions = self._conditions(since, until, model_version)
-        return self._chunks(conditions, last_n, chunk_size)
+        columns = chunk_columns(self._engine.dialect, probabilities=probabilities)
+        return self._chunks(conditions, last_n, chunk_size, columns)
 
     def close(self) -> None:
         """Release every pooled connection."""
@@ -241,7 +168,11 @@ class EventStore:
         return conditions
 
     def _chunks(
-        self, conditions: list[sa.ColumnElement[bool]], last_n: int | None, chunk_size: int
+        self,
+        conditions: list[sa.ColumnElement[bool]],
+        last_n: int | None,
+        chunk_size: int,
+        columns: list[sa.ColumnElement[Any]],
     ) -> Iterator[EventChunk]:
         self.ensure_schema()
         key = sa.tuple_(prediction_events.c.timestamp, prediction_events.c.id)
@@ -252,7 +183,6 @@ class EventStore:
                 start = self._start_of_last_n(connection, conditions, last_n)
             if start is not None:
                 position = key >= _key_values(*start)
-        columns = chunk_columns(self._engine.dialect)
         while remaining is None or remaining > 0:
             limit = chunk_size if remaining is None else min(chunk_size, remaining)
             query = sa.select(*columns).where(*conditions).order_by(*key.clauses).limit(limit)
