@@ -127,6 +127,14 @@ def serving_on_three_replicas(kube: Cluster, **rollout: Any) -> None:
     )
 
 
+def canary_started(kube: Cluster, version: int) -> dict[str, Any]:
+    """Serving on version 1 with 3 replicas, then ``spec.version`` set: the canary's status
+    once it runs its first step."""
+    serving_on_three_replicas(kube)
+    kube.patch_spec(version=version)
+    return kube.wait_status("the canary at step 1", at_step(1))
+
+
 def canary_deployment(kube: Cluster) -> Any:
     """The canary Deployment, or None."""
     found = [
@@ -160,9 +168,7 @@ def test_a_good_canary_steps_up_as_events_arrive_and_is_promoted(
 ) -> None:
     store: EventStore = setup["store"]
     with operator(setup, kube.namespace):
-        serving_on_three_replicas(kube)
-        kube.patch_spec(version=2)
-        status = kube.wait_status("the canary at step 1", at_step(1))
+        status = canary_started(kube, 2)
         canary = canary_deployment(kube)
         template = canary.spec.template
         env = {e.name: e.value for e in template.spec.containers[0].env}
@@ -219,9 +225,7 @@ def test_a_bad_canary_is_aborted_and_not_retried_until_the_spec_changes(
 ) -> None:
     store: EventStore = setup["store"]
     with operator(setup, kube.namespace):
-        serving_on_three_replicas(kube)
-        kube.patch_spec(version=3)
-        kube.wait_status("the canary at step 1", at_step(1))
+        canary_started(kube, 3)
         write_traffic(store, "1", 200, EVEN, seed=6)
         write_traffic(store, "3", 100, SHIFTED, top=0.6, seed=7)
         status = kube.wait_status("the abort", lambda s: s.get("phase") == c.PHASE_ABORTED)
@@ -252,9 +256,7 @@ def test_an_operator_restart_resumes_the_canary_from_its_status(
 ) -> None:
     store: EventStore = setup["store"]
     with operator(setup, kube.namespace):
-        serving_on_three_replicas(kube)
-        kube.patch_spec(version=4)
-        before = kube.wait_status("the canary at step 1", at_step(1))["canary"]
+        before = canary_started(kube, 4)["canary"]
     # The operator is gone; the canary Deployment and the status stay.
     assert canary_deployment(kube) is not None
     write_traffic(store, "1", 100, EVEN, seed=8)
@@ -272,9 +274,7 @@ def test_pausing_holds_the_canary_and_spec_edits_restart_or_cancel_it(
 ) -> None:
     store: EventStore = setup["store"]
     with operator(setup, kube.namespace):
-        serving_on_three_replicas(kube)
-        kube.patch_spec(version=2)
-        kube.wait_status("the canary at step 1", at_step(1))
+        canary_started(kube, 2)
         kube.patch_spec(paused=True)
         paused = kube.wait_status("paused", lambda s: s.get("phase") == c.PHASE_PAUSED)
         assert "holds at step 1/2" in paused["message"]

@@ -11,10 +11,10 @@ from typing import Any
 from kubernetes import client as k8s
 from mlflow import MlflowClient
 
-from artpulse_contract.events import EventStore
 from artpulse_operator.constants import ROLLOUT_CHECK_SECONDS
 from artpulse_operator.deployment import DeploymentView
 from artpulse_operator.reconcile import Event
+from artpulse_operator.step_windows import StepWindows
 
 ANALYSIS_SHARE = 0.1
 """A step's analysis reads every event of its window each poll (exact, even for events that
@@ -36,7 +36,7 @@ class CanaryContext:
     """The inputs of one canary poll besides the spec."""
 
     apps: k8s.AppsV1Api
-    store: EventStore
+    windows: StepWindows
     body: Mapping[str, Any]
     registry: RegistryState
     serving: DeploymentView

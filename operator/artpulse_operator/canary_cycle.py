@@ -15,13 +15,11 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from artpulse_contract.events import EventStore
-from artpulse_contract.events.version_window import read_version_window
 from artpulse_contract.registry import tags
 from artpulse_operator import canary as plan
 from artpulse_operator import constants as c
 from artpulse_operator import rollout_record as record
-from artpulse_operator.analysis import StepAnalysis, analyse_step
+from artpulse_operator.analysis import WAIT, StepAnalysis, analyse_step
 from artpulse_operator.canary import StepDecision
 from artpulse_operator.canary_context import CanaryContext, CanaryOutcome
 from artpulse_operator.canary_deployment import (
@@ -45,6 +43,7 @@ from artpulse_operator.canary_memory import (
 from artpulse_operator.reconcile import Event
 from artpulse_operator.spec import ModelSpec
 from artpulse_operator.status import parse_iso
+from artpulse_operator.step_windows import StepWindows
 
 RESULTS = {
     tags.OUTCOME_PROMOTED: PROMOTED,
@@ -55,17 +54,27 @@ RESULTS = {
 
 
 def _analyse(
-    spec: ModelSpec, canary: Canary, store: EventStore
+    spec: ModelSpec, canary: Canary, windows: StepWindows, owner: str
 ) -> tuple[StepAnalysis | None, str | None]:
-    """The step's analysis over ``[step start, now)``; (None, error) if the store fails."""
+    """The step's analysis over ``[step start, now)``; (None, error) if the store fails.
+
+    Running totals tell when a decision may be due; a pass or a failure is then decided on an
+    exact read of the whole window (``step_windows``).
+    """
     since, until = parse_iso(canary.step_started_at), datetime.now(UTC)
-    try:
-        candidate = read_version_window(store, spec.model_name, canary.version, since, until)
-        stable = read_version_window(store, spec.model_name, canary.stable_version, since, until)
-    except Exception as error:  # any database failure: hold the canary, report it
-        return None, f"event store {store.display_url} unreachable: {type(error).__name__}: {error}"
     elapsed = (until - since).total_seconds()
-    return analyse_step(candidate, stable, spec.rollout, elapsed), None
+    versions = (canary.version, canary.stable_version)
+    model = spec.model_name
+    try:
+        read = windows.read(owner, model, versions, since, until)
+        analysis = analyse_step(read[versions[0]], read[versions[1]], spec.rollout, elapsed)
+        if analysis.verdict != WAIT:
+            read = windows.read(owner, model, versions, since, until, exact=True)
+            analysis = analyse_step(read[versions[0]], read[versions[1]], spec.rollout, elapsed)
+    except Exception as error:  # any database failure: hold the canary, report it
+        store = windows.store.display_url
+        return None, f"event store {store} unreachable: {type(error).__name__}: {error}"
+    return analysis, None
 
 
 class _CanaryPoll:
@@ -100,6 +109,7 @@ class _CanaryPoll:
         ctx = self.ctx
         record.finish(ctx.registry.client, self.spec, canary, outcome, reason, ctx.now)
         delete_canary(ctx.apps, ctx.namespace, canary_name(canary.deployment))
+        ctx.windows.forget(ctx.uid)
         result = CanaryResult(canary.version, RESULTS[outcome], reason, ctx.now, ctx.generation)
         self.status(None, result)
 
@@ -157,7 +167,7 @@ class _CanaryPoll:
         analysis, trouble = (None, None)
         if analyse and found is not None:
             started = time.perf_counter()
-            analysis, trouble = _analyse(self.spec, canary, ctx.store)
+            analysis, trouble = _analyse(self.spec, canary, ctx.windows, ctx.uid)
             self.outcome.analysis_seconds = time.perf_counter() - started
         decision = plan.decide_step(
             self.spec, canary, found, analysis, ctx.serving.replicas, ctx.uid

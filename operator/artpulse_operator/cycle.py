@@ -35,6 +35,7 @@ from artpulse_operator.promotion import promote_spec_version
 from artpulse_operator.reconcile import Event, Memory, decide
 from artpulse_operator.spec import InvalidSpec, ModelSpec, parse_spec
 from artpulse_operator.status import flipped, now_iso, set_condition
+from artpulse_operator.step_windows import StepWindows
 
 SETTLED_PHASES = (c.PHASE_SERVING, c.PHASE_ROLLING_OUT)
 """Phases of the serving Deployment (with no rollout of the operator in flight) in which a
@@ -49,8 +50,8 @@ class Clients:
     apps: k8s.AppsV1Api
     custom: k8s.CustomObjectsApi
     settings: OperatorSettings
-    store: EventStore
-    """The prediction event store canaries are analysed from (``ARTPULSE_EVENTS_URL``)."""
+    windows: StepWindows
+    """Canary steps' events, from the store at ``ARTPULSE_EVENTS_URL``."""
 
 
 def connect(settings: OperatorSettings) -> Clients:
@@ -59,8 +60,8 @@ def connect(settings: OperatorSettings) -> Clients:
         k8s_config.load_incluster_config()
     except k8s_config.ConfigException:
         k8s_config.load_kube_config()
-    store = EventStore(settings.resolved_events_url)  # connects on first use
-    return Clients(k8s.AppsV1Api(), k8s.CustomObjectsApi(), settings, store)
+    windows = StepWindows(EventStore(settings.resolved_events_url))  # connects on first use
+    return Clients(k8s.AppsV1Api(), k8s.CustomObjectsApi(), settings, windows)
 
 
 def crd_served(clients: Clients) -> bool:
@@ -200,7 +201,7 @@ def _canary(
     served = view.served_version(spec.model_name)
     context = CanaryContext(
         apps=clients.apps,
-        store=clients.store,
+        windows=clients.windows,
         body=writer.body,
         registry=registry,
         serving=view,

@@ -117,6 +117,14 @@ class OutcomeTotals:
         """Requests that reached the model: answered or failed with a server error."""
         return self.answered + self.server_errors
 
+    def __add__(self, other: OutcomeTotals) -> OutcomeTotals:
+        """The totals of two sets of rows (e.g. two adjoining windows)."""
+        return OutcomeTotals(
+            self.answered + other.answered,
+            self.server_errors + other.server_errors,
+            tuple(a + b for a, b in zip(self.latency_counts, other.latency_counts, strict=True)),
+        )
+
 
 def outcome_totals(
     connection: Connection, model_name: str, model_version: str, since: datetime, until: datetime

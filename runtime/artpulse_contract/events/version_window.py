@@ -37,6 +37,23 @@ class VersionWindow:
         """Mean probability of the predicted label (the model's confidence); None if empty."""
         return self.top_probability_sum / self.predictions if self.predictions else None
 
+    @classmethod
+    def empty(cls, version: str) -> VersionWindow:
+        """A window of ``version`` with no events."""
+        return cls(version, 0, (0,) * len(LABELS), 0.0, OutcomeTotals())
+
+    def __add__(self, other: VersionWindow) -> VersionWindow:
+        """The window covering both (adjoining windows of the same version)."""
+        if other.version != self.version:
+            raise ValueError(f"cannot add windows of versions {self.version} and {other.version}")
+        return VersionWindow(
+            self.version,
+            self.predictions + other.predictions,
+            tuple(a + b for a, b in zip(self.label_counts, other.label_counts, strict=True)),
+            self.top_probability_sum + other.top_probability_sum,
+            self.outcomes + other.outcomes,
+        )
+
 
 def _predictions(
     connection: Connection, model_name: str, version: str, since: datetime, until: datetime
