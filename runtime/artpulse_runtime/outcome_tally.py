@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from artpulse_contract.events.outcomes import ServingOutcome, latency_bucket, write_outcomes
 from artpulse_contract.events.schema import LATENCY_BUCKETS
 from artpulse_contract.events.store import EventStore
+from artpulse_contract.log_limits import RateLimitedWarning
 
 logger = logging.getLogger(__name__)
 
@@ -114,6 +115,7 @@ class OutcomeWriter:
         self._store = store
         self._interval = interval
         self._task: asyncio.Task[None] | None = None
+        self._failure_warning = RateLimitedWarning(logger)
 
     def start(self) -> None:
         """Begin writing periodically on the running event loop."""
@@ -133,7 +135,7 @@ class OutcomeWriter:
             await asyncio.to_thread(write_outcomes, self._store, rows)
         except Exception as error:  # the store is down or refuses: keep the counts
             self.tally.put_back(rows)
-            logger.warning(
+            self._failure_warning.warn(
                 "serving outcomes not written to %s (kept for the next try): %s",
                 self._store.display_url,
                 error,
