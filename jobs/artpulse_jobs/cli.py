@@ -8,8 +8,11 @@ gRPC stubs, scipy and pandas take seconds to import, and ``artpulse serve`` or a
 from __future__ import annotations
 
 import importlib
+import os
 
 import click
+
+from artpulse_jobs.telemetry import telemetry_off_by_default
 
 COMMANDS: dict[str, str] = {
     "generate-images": "artpulse_jobs.commands.generate:generate_images_command",
@@ -41,6 +44,9 @@ class LazyCommands(click.Group):
         if target is None:
             return None
         module_name, attribute = target.split(":")
+        # Before the command's module imports MLflow, and exported to what the command starts
+        # (MLServer, kopf).
+        telemetry_off_by_default(os.environ)
         command = getattr(importlib.import_module(module_name), attribute)
         if not isinstance(command, click.Command):
             raise TypeError(f"{target} is not a click command")
