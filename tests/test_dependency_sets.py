@@ -37,11 +37,12 @@ from support.kustomize import REPO
 
 DOCKERFILES = ("Dockerfile.runtime", "Dockerfile.jobs")
 PACKAGES = {
+    "contract": REPO / "runtime" / "artpulse_contract",
     "runtime": REPO / "runtime" / "artpulse_runtime",
     "jobs": REPO / "jobs" / "artpulse_jobs",
     "operator": REPO / "operator" / "artpulse_operator",
 }
-FIRST_PARTY = {"artpulse_runtime", "artpulse_jobs", "artpulse_operator"}
+FIRST_PARTY = {"artpulse_contract", "artpulse_runtime", "artpulse_jobs", "artpulse_operator"}
 NOT_FOR_SERVING = {"kubernetes", "kopf", "pyarrow", "matplotlib", "mlflow", "mlserver-mlflow",
                    "alembic", "flask", "gunicorn", "docker"}  # fmt: skip
 """What the runtime image must not carry: the jobs', operator's and MLflow server's packages."""
@@ -75,7 +76,7 @@ def test_the_serving_set_leaves_out_the_jobs_operator_and_server_packages() -> N
 
 @pytest.mark.parametrize(
     ("package", "extras"),
-    [("runtime", ("serving",)), ("jobs", ("jobs",)), ("operator", ("jobs",))],
+    [("contract", ()), ("runtime", ("serving",)), ("jobs", ("jobs",)), ("operator", ("jobs",))],
 )
 def test_each_set_provides_every_module_its_code_imports(
     package: str, extras: tuple[str, ...]

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from mlflow.telemetry.utils import _is_ci_env_or_testing
 
-from artpulse_jobs.serving import server_environment
+from artpulse_contract.settings import ArtPulseSettings
+from artpulse_jobs.serving.server import server_environment
 from artpulse_jobs.telemetry import TELEMETRY_DEFAULTS, telemetry_off_by_default
-from artpulse_runtime.settings import ArtPulseSettings
 from support.dockerfiles import parse_dockerfile
 from support.kustomize import COMPONENTS, OVERLAYS, REPO, Obj, containers, render_overlay, workloads
 

@@ -30,9 +30,7 @@ from pathlib import Path
 
 import pytest
 
-from artpulse_jobs.generate import generate_images
-from artpulse_operator.constants import MODEL_VERSION_ANNOTATION
-from artpulse_runtime.constants import (
+from artpulse_contract.constants import (
     ALIAS_CHALLENGER,
     ALIAS_CHAMPION,
     ALIAS_PREVIOUS_CHAMPION,
@@ -41,6 +39,8 @@ from artpulse_runtime.constants import (
     LABELS,
     MODEL_NAME,
 )
+from artpulse_jobs.data.generate import generate_images
+from artpulse_operator.constants import MODEL_VERSION_ANNOTATION
 from support.e2e_cluster import Cluster, condition, is_ready
 from support.e2e_lifecycle import (
     OPERATOR,

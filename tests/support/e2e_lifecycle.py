@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from artpulse_runtime.constants import LABELS
+from artpulse_contract.constants import LABELS
 from support.e2e_cluster import Cluster
 from support.e2e_serving import Registry
 from support.k8s import as_yaml, job_from_cronjob

@@ -14,10 +14,10 @@ import requests
 import sqlalchemy as sa
 from mlflow import MlflowClient
 
-from artpulse_jobs.client import features_request_json, prediction_from_json
-from artpulse_runtime.constants import MODEL_NAME, MODEL_URI_ENV
-from artpulse_runtime.events import EventStore
-from artpulse_runtime.events.schema import prediction_events
+from artpulse_contract.constants import MODEL_NAME, MODEL_URI_ENV
+from artpulse_contract.events import EventStore
+from artpulse_contract.events.schema import prediction_events
+from artpulse_jobs.serving.client import features_request_json, prediction_from_json
 from support.e2e_cluster import Cluster, is_ready, port_forward
 from support.e2e_platform import RUNTIME
 from support.polling import wait_for

@@ -21,7 +21,8 @@ import grpc
 import requests
 from mlserver.grpc import dataplane_pb2_grpc as pb_grpc
 
-from artpulse_jobs.client import (
+from artpulse_contract.constants import MODEL_NAME
+from artpulse_jobs.serving.client import (
     Prediction,
     features_request_grpc,
     features_request_json,
@@ -30,7 +31,6 @@ from artpulse_jobs.client import (
     prediction_from_grpc,
     prediction_from_json,
 )
-from artpulse_runtime.constants import MODEL_NAME
 
 RETRIED_HTTP = {502, 503, 504}
 REQUEST_TIMEOUT = 10.0

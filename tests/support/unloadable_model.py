@@ -12,7 +12,7 @@ from typing import Any
 import mlflow
 from mlflow.pyfunc import PythonModel
 
-from artpulse_runtime.constants import MODEL_NAME
+from artpulse_contract.constants import MODEL_NAME
 
 
 class CodeNotInTheImage(PythonModel):
