@@ -396,3 +396,41 @@ def test_mlflow_server_settings(objects: list[Obj]) -> None:
     mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
     volumes = {v["name"]: v for v in mlflow["spec"]["template"]["spec"]["volumes"]}
     assert "persistentVolumeClaim" in volumes[mounts["/mlartifacts"]]
+
+
+def test_operator_reads_the_event_store_and_may_remove_only_its_canary(
+    objects: list[Obj],
+) -> None:
+    operator = find(objects, "Deployment", "artpulse-operator")
+    container = operator["spec"]["template"]["spec"]["containers"][0]
+    env = {v["name"]: v.get("value") for v in container["env"]}
+    runtime = find(objects, "Deployment", "artpulse-runtime")
+    serving = containers(runtime["spec"]["template"]["spec"])[0]
+    runtime_env = {v["name"]: v.get("value") for v in serving["env"]}
+    assert env["ARTPULSE_EVENTS_URL"] == runtime_env["ARTPULSE_EVENTS_URL"]  # the same store
+    role = find(objects, "Role", "artpulse-operator")
+    deployments = [r for r in role["rules"] if "deployments" in r["resources"]]
+    model = next(o for o in objects if o["kind"] == "ArtPulseModel")
+    canary = model["spec"].get("deployment", {}).get("name", "artpulse-runtime") + "-canary"
+    assert {verb: rule.get("resourceNames") for rule in deployments for verb in rule["verbs"]} == {
+        "get": None,
+        "patch": None,
+        "create": None,
+        "delete": [canary],
+    }
+    policies = [o for o in objects if o["kind"] == "NetworkPolicy"]
+    if policies:  # prod: the operator may reach PostgreSQL and PostgreSQL lets it in
+        egress = find(objects, "NetworkPolicy", "artpulse-operator")["spec"]["egress"]
+        assert any(
+            peer.get("podSelector", {}).get("matchLabels", {}).get("app.kubernetes.io/name")
+            == "artpulse-postgres"
+            for rule in egress
+            for peer in rule.get("to", [])
+        )
+        ingress = find(objects, "NetworkPolicy", "artpulse-postgres")["spec"]["ingress"]
+        labels = operator["spec"]["template"]["metadata"]["labels"]
+        assert any(
+            label_selector_matches(peer["podSelector"], labels)
+            for rule in ingress
+            for peer in rule.get("from", [])
+        )

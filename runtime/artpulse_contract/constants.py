@@ -31,7 +31,9 @@ PROBABILITY_COLUMN_PREFIX: Final = "proba_"
 TRAINING_EXPERIMENT: Final = "training"
 DRIFT_EXPERIMENT: Final = "drift"
 PROMOTION_EXPERIMENT: Final = "promotion"
-"""MLflow experiments of training runs, drift checks and promotions or rollbacks."""
+ROLLOUT_EXPERIMENT: Final = "rollout"
+"""MLflow experiments of training runs, drift checks, promotions or rollbacks, and canary
+rollouts (the operator's)."""
 
 REFERENCE_STATS_ARTIFACT: Final = "reference_stats.json"
 HOLDOUT_ARTIFACT: Final = "evaluation/holdout.npz"

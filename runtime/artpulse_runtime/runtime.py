@@ -7,7 +7,8 @@ stopping are the ``lifecycle``'s; this class answers requests. One request is on
 feature rows (``imaging`` decodes, ``features`` computes), ``batching`` runs the model
 (``classifier``), ``events.model`` makes the event rows the recorder queues, and
 ``responses`` encodes the answer. A refused request is counted and logged in one line
-(``refusals``).
+(``refusals``); every request answered or failed is counted per model version
+(``outcome_tally``).
 """
 
 from __future__ import annotations
@@ -91,8 +92,14 @@ class ArtPulseRuntime(MLModel):
             raise NotReadyError(self.name, self.not_ready_reason or STILL_LOADING)
         self._in_flight += 1
         self._idle.clear()
+        counted = (
+            contextlib.nullcontext()
+            if serving.outcomes is None
+            else serving.outcomes.tally.observe(serving.loaded.name, serving.loaded.version)
+        )
         try:
-            return await self._answer(payload, lifecycle.settings.request_limits, serving)
+            with counted:
+                return await self._answer(payload, lifecycle.settings.request_limits, serving)
         finally:
             self._in_flight -= 1
             if not self._in_flight:

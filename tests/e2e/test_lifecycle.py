@@ -16,6 +16,9 @@ applied the dev overlay); each later step builds on what the earlier ones left:
    the pods keep serving 3 and no request fails meanwhile.
 6. The operator restarted and a runtime pod deleted under steady traffic: no request fails
    beyond the client retry policy (``support.traffic``), every answered prediction is stored.
+7. A canary of version 2 on a real pod beside the stable ones, under traffic through the
+   Service: analysed on the pods' events and serving outcomes, promoted, the canary removed
+   (``support.e2e_canary``).
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from artpulse_contract.constants import (
 )
 from artpulse_jobs.data.generate import generate_images
 from artpulse_operator.constants import MODEL_VERSION_ANNOTATION
+from support.e2e_canary import canary_on_real_pods
 from support.e2e_cluster import Cluster, condition, is_ready
 from support.e2e_lifecycle import (
     OPERATOR,
@@ -304,3 +308,7 @@ def test_6_operator_restart_and_pod_deletion_under_traffic(life: Lifecycle) -> N
     for pod in cluster.pods(OPERATOR):
         log = cluster.logs(pod["metadata"]["name"])
         assert "Forbidden" not in log and " 403" not in log, log[-3000:]
+
+
+def test_7_a_canary_on_real_pods_is_analysed_and_promoted(life: Lifecycle) -> None:
+    canary_on_real_pods(life)

@@ -74,26 +74,32 @@ def client_for(uri: str | None = None) -> MlflowClient:
         return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
+def experiment_id(client: MlflowClient, name: str, artifact_location: str | None = None) -> str:
+    """Id of the experiment ``name`` in ``client``'s registry, created if missing (with
+    ``artifact_location``, or where the tracking server puts artifacts)."""
+    with registry_errors(client.tracking_uri, f"find or create the experiment {name!r}"):
+        existing = client.get_experiment_by_name(name)
+        if existing is not None:
+            return str(existing.experiment_id)
+        try:
+            return str(client.create_experiment(name, artifact_location=artifact_location))
+        except MlflowException:
+            # Another process created it between our lookup and our create.
+            created = client.get_experiment_by_name(name)
+            if created is None:
+                raise
+            return str(created.experiment_id)
+
+
 def ensure_experiment(settings: ArtPulseSettings, name: str) -> str:
     """Id of the experiment ``name`` in the configured registry, created if missing.
 
     In the embedded store its artifacts go under ``settings.artifacts_dir/<name>``; against a
     tracking server the server decides where artifacts live.
     """
-    client = client_for()
-    existing = client.get_experiment_by_name(name)
-    if existing is not None:
-        return str(existing.experiment_id)
     location = None
     if settings.uses_embedded_store:
         folder = settings.artifacts_dir / name
         folder.mkdir(parents=True, exist_ok=True)
         location = folder.as_uri()
-    try:
-        return str(client.create_experiment(name, artifact_location=location))
-    except MlflowException:
-        # Another process created it between our lookup and our create.
-        created = client.get_experiment_by_name(name)
-        if created is None:
-            raise
-        return str(created.experiment_id)
+    return experiment_id(client_for(), name, location)
