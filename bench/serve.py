@@ -225,12 +225,12 @@ def model_call_ms(settings: ArtPulseSettings, row: list[float]) -> float:
     loaded = load_registered_model(settings.resolved_tracking_uri, settings.model_uri)
     rows = np.asarray([row], dtype=np.float32)
     with threadpool_limits(limits=1):  # as the runtime's model thread runs it
-        loaded.classifier.predict_proba(rows)
+        loaded.scorer.predict_proba(rows)
         start = time.process_time()
         for _ in range(50):
-            loaded.classifier.predict_proba(rows)
+            loaded.scorer.predict_proba(rows)
         elapsed = (time.process_time() - start) / 50 * 1000
-    estimator = type(loaded.classifier.estimator).__name__
+    estimator = loaded.scorer.family
     print(f"model: version {loaded.version}, {estimator}, predict_proba {elapsed:.3f} ms per call")
     return elapsed
 

@@ -93,3 +93,17 @@ def test_deployment_doc_lists_every_permission_the_workflows_use() -> None:
             for scope in job.get("permissions", {}):
                 assert f"`{scope}`" in doc, f"docs/deployment.md does not explain {scope}"
     assert Path(REPO / "kustomize/overlays/prod/postgres.env.example").is_file()
+
+
+def test_the_ci_script_runs_the_required_suite_then_the_e2e_and_cleans_up() -> None:
+    script = (REPO / ".ci" / "run").read_text()
+    suite = script.index("REQUIRE_K8S=1 REQUIRE_POSTGRES=1 make test")
+    e2e = script.index('phase "make e2e" make e2e')
+    assert suite < e2e
+    assert "stand-in-images" in script and 'local-node" install' in script
+    assert re.search(r"^trap cleanup EXIT$", script, re.MULTILINE)
+    cleanup = script[script.index("cleanup() {") : script.index("trap cleanup EXIT")]
+    assert 'local-node" stop' in cleanup and 'local-cluster" stop' in cleanup
+    makefile = (REPO / "Makefile").read_text()
+    for target in set(re.findall(r"\bmake (\w+)", script)):
+        assert re.search(rf"^{target}:", makefile, re.MULTILINE), f"no make target {target}"

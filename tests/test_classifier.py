@@ -3,19 +3,27 @@ with scikit-learn."""
 
 from __future__ import annotations
 
+import os
 import pickle
+from pathlib import Path
 
 import cloudpickle
 import numpy as np
 import pytest
-from sklearn.ensemble import RandomForestClassifier
+import skops.io
+from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
+from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
 from artpulse_contract.classifier import PROBABILITY_COLUMNS, ArtPulseClassifier
-from artpulse_contract.scoring import linear_softmax_of
 from artpulse_contract.constants import FEATURE_NAMES, LABELS, FeatureMode
+from artpulse_contract.estimator_store import (
+    UntrustedEstimatorError,
+    load_estimator,
+    save_estimator,
+)
+from artpulse_contract.scoring import Scorer, linear_softmax_of, load_scorer
 
 
 def training_rows(classes: list[int], seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -85,12 +93,62 @@ def test_a_version_pickled_before_the_contract_split_still_loads() -> None:
     np.testing.assert_array_equal(restored.predict_proba(rows), model.predict_proba(rows))
 
 
-def test_the_feature_mode_travels_with_the_pickle_and_defaults_to_exact() -> None:
+def test_a_legacy_pickle_holds_the_estimator_only_and_is_exact() -> None:
     estimator = logistic([0, 1, 2, 3, 4])
-    draft = pickle.loads(cloudpickle.dumps(ArtPulseClassifier(estimator, FeatureMode.DRAFT)))
-    assert draft.feature_mode is FeatureMode.DRAFT
-    # A version pickled before the mode was recorded holds the estimator only.
-    legacy = ArtPulseClassifier.__new__(ArtPulseClassifier)
-    legacy.__setstate__({"estimator": estimator})
-    assert legacy.feature_mode is FeatureMode.EXACT
+    legacy = pickle.loads(cloudpickle.dumps(ArtPulseClassifier(estimator, FeatureMode.DRAFT)))
+    assert legacy.feature_mode is FeatureMode.EXACT  # pickles predate feature modes
     assert ArtPulseClassifier(estimator).feature_mode is FeatureMode.EXACT
+
+
+def test_the_scorer_file_keeps_the_mode_and_the_probabilities(tmp_path: Path) -> None:
+    rows, labels = training_rows([0, 1, 2, 3, 4])
+    forest = RandomForestClassifier(n_estimators=5, random_state=0).fit(rows, labels)
+    for number, estimator in enumerate([logistic([0, 2, 4]), forest]):
+        estimator_file = save_estimator(estimator, tmp_path / f"{number}.skops")
+        scorer = Scorer.of(estimator, FeatureMode.DRAFT)
+        scorer_file = scorer.save(tmp_path / f"{number}.npz")
+        loaded = load_scorer(estimator_file, scorer_file)
+        assert loaded.feature_mode is FeatureMode.DRAFT
+        assert loaded.family == scorer.family
+        np.testing.assert_array_equal(loaded.predict_proba(rows), scorer.predict_proba(rows))
+        # A version logged before scorers were stored: its estimator, in EXACT mode.
+        unrecorded = load_scorer(estimator_file, None)
+        assert unrecorded.feature_mode is FeatureMode.EXACT
+        np.testing.assert_array_equal(unrecorded.predict_proba(rows), scorer.predict_proba(rows))
+
+
+def test_a_scorer_file_is_read_without_unpickling_anything(tmp_path: Path) -> None:
+    estimator_file = save_estimator(logistic([0, 1, 2, 3, 4]), tmp_path / "estimator.skops")
+    pickled = tmp_path / "pickled.npz"
+    np.savez(pickled, classes=np.arange(5), feature_mode=np.array([object()], dtype=object))
+    with pytest.raises(ValueError, match="allow_pickle"):
+        load_scorer(estimator_file, pickled)
+    foreign = tmp_path / "foreign.npz"
+    np.savez(foreign, weights=np.ones((5, 5)))
+    with pytest.raises(ValueError, match="not a scorer"):
+        load_scorer(estimator_file, foreign)
+
+
+def test_every_candidate_family_round_trips_through_skops(tmp_path: Path) -> None:
+    rows, labels = training_rows([0, 1, 2, 3, 4])
+    for number, estimator in enumerate(
+        [
+            logistic([0, 1, 2, 3, 4]),
+            RandomForestClassifier(n_estimators=5, random_state=0).fit(rows, labels),
+            HistGradientBoostingClassifier(max_iter=5).fit(rows, labels),
+        ]
+    ):
+        path = save_estimator(estimator, tmp_path / f"{number}.skops")
+        restored = load_estimator(path)
+        np.testing.assert_array_equal(restored.predict_proba(rows), estimator.predict_proba(rows))
+
+
+def test_an_estimator_holding_other_types_is_neither_stored_nor_loaded(tmp_path: Path) -> None:
+    """A function in the file (here os.system) would run code: skops does not rebuild it."""
+    tampered = make_pipeline(FunctionTransformer(os.system), LogisticRegression())
+    with pytest.raises(UntrustedEstimatorError, match="system"):
+        save_estimator(tampered, tmp_path / "refused.skops")
+    path = tmp_path / "tampered.skops"
+    skops.io.dump(tampered, path)  # as someone with write access to the artifact store could
+    with pytest.raises(UntrustedEstimatorError, match="system"):
+        load_estimator(path)

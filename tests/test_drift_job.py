@@ -27,6 +27,7 @@ from artpulse_contract.settings import ArtPulseSettings
 from artpulse_jobs.cli import main
 from artpulse_jobs.commands.drift import EXIT_DRIFT
 from artpulse_jobs.monitoring.drift import DriftError, DriftWindow, run_drift
+from support.cli_json import validated
 from support.monitoring import TrainedChampion, trained_champion, write_events
 
 pytestmark = pytest.mark.slow
@@ -111,13 +112,25 @@ def test_cli_exit_codes_follow_the_verdict(
     outcome = runner.invoke(main, ["drift"])
     assert outcome.exit_code == EXIT_DRIFT, outcome.output
     assert "DRIFT" in outcome.output
+    assert "window: from " in outcome.output and "until now, events of version" in outcome.output
+    as_json = runner.invoke(main, ["drift", "--json"])
+    assert as_json.exit_code == EXIT_DRIFT and "DRIFT" in as_json.stderr
+    document = validated(as_json.stdout, "drift")
+    assert document["verdict"] == "drift" and document["model"]["version"] == trained.version
+    assert Path(document["report"]["json"]).is_file()
     outcome = runner.invoke(main, ["drift", "--model-version", "999"])
     assert outcome.exit_code == 1
     assert "'999'" in outcome.output
-    outcome = runner.invoke(main, ["drift", "--window-hours", "0"])
-    assert outcome.exit_code == 1 and "it must be positive" in outcome.output
-    outcome = runner.invoke(main, ["drift", "--since", "yesterday"])
-    assert outcome.exit_code == 2 and "ISO 8601" in outcome.output
+    for usage in (
+        ["--window-hours", "0"],
+        ["--since", "yesterday"],
+        ["--psi-threshold", "-1"],
+        ["--since", "2026-01-02", "--until", "2026-01-01"],
+        ["--min-events", "0"],
+    ):
+        outcome = runner.invoke(main, ["drift", *usage])
+        assert outcome.exit_code == 2, (usage, outcome.output)
+        assert usage[0] in outcome.output or "window start" in outcome.output, outcome.output
 
 
 def test_window_and_version_select_the_events(trained: TrainedChampion, events_url: str) -> None:

@@ -23,6 +23,7 @@ from kopf.testing import KopfRunner
 from mlflow.tracking import MlflowClient
 
 from artpulse_contract.constants import ALIAS_CHAMPION, MODEL_NAME, MODEL_URI_ENV
+from support.k8s import kubectl, served
 from support.kustomize import KUBECTL, Obj, find, render_overlay
 from support.operator_cluster import register_versions
 from support.polling import wait_for
@@ -61,36 +62,6 @@ class Applied:
         if selector:
             args += ["-l", ",".join(selector)]
         return list(json.loads(self.kubectl(*args))["items"])
-
-
-def kubectl(kubeconfig: str, *args: str, stdin: str | None = None) -> str:
-    """Run the pinned kubectl against ``kubeconfig``; raise with stderr on failure."""
-    result = subprocess.run(
-        [str(KUBECTL), "--kubeconfig", kubeconfig, *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
-    if result.returncode != 0:
-        raise AssertionError(f"kubectl {' '.join(args)} failed: {result.stderr.strip()}")
-    return result.stdout
-
-
-def served(kubeconfig: str, api_version: str, kind: str) -> bool:
-    """Whether the server serves ``kind`` at ``api_version`` (API discovery)."""
-    path = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
-    result = subprocess.run(
-        [str(KUBECTL), "--kubeconfig", kubeconfig, "get", "--raw", path],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
-    if result.returncode != 0:
-        return False
-    return any(r["kind"] == kind for r in json.loads(result.stdout)["resources"])
 
 
 def server_side_apply(kubeconfig: str, objects: list[Obj]) -> str:

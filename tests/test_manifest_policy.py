@@ -296,6 +296,11 @@ def test_runtime_deployment_contract(objects: list[Obj]) -> None:
     assert ports == {"http": 8080, "grpc": 8081, "metrics": 8082}
     assert container["readinessProbe"]["httpGet"]["path"] == f"/v2/models/{MODEL_NAME}/ready"
     assert container["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
+    # Liveness counts only after start-up (imports on the event loop): a slow start is no restart.
+    startup = container["startupProbe"]
+    assert startup["httpGet"]["path"] == "/v2/health/live"
+    assert startup["periodSeconds"] * startup["failureThreshold"] >= 120
+    assert "initialDelaySeconds" not in container["livenessProbe"]
     env = {v["name"]: v.get("value") for v in container["env"]}
     assert PINNED_MODEL_URI.match(env[MODEL_URI_ENV]), env[MODEL_URI_ENV]
     # The server runs directly here: the defaults `artpulse serve` applies must be set.
@@ -369,10 +374,11 @@ def test_cronjobs_are_bounded(objects: list[Obj]) -> None:
         assert spec["failedJobsHistoryLimit"] >= 1, where
         for field in ("backoffLimit", "activeDeadlineSeconds", "ttlSecondsAfterFinished"):
             assert isinstance(job.get(field), int), f"{where}: {field}"
-    drift = find(objects, "CronJob", "artpulse-drift")
-    rules = drift["spec"]["jobTemplate"]["spec"]["podFailurePolicy"]["rules"]
-    assert rules[0]["action"] == "FailJob"
-    assert rules[0]["onExitCodes"]["values"] == [3]
+    # Drift found (exit 3) fails the Job without a retry, by backoffLimit alone: a
+    # podFailurePolicy (1.26+) would be dropped silently by the older servers supported.
+    drift = find(objects, "CronJob", "artpulse-drift")["spec"]["jobTemplate"]["spec"]
+    assert drift["backoffLimit"] == 0
+    assert "podFailurePolicy" not in drift
 
 
 def test_mlflow_server_settings(objects: list[Obj]) -> None:
@@ -390,3 +396,41 @@ def test_mlflow_server_settings(objects: list[Obj]) -> None:
     mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
     volumes = {v["name"]: v for v in mlflow["spec"]["template"]["spec"]["volumes"]}
     assert "persistentVolumeClaim" in volumes[mounts["/mlartifacts"]]
+
+
+def test_operator_reads_the_event_store_and_may_remove_only_its_canary(
+    objects: list[Obj],
+) -> None:
+    operator = find(objects, "Deployment", "artpulse-operator")
+    container = operator["spec"]["template"]["spec"]["containers"][0]
+    env = {v["name"]: v.get("value") for v in container["env"]}
+    runtime = find(objects, "Deployment", "artpulse-runtime")
+    serving = containers(runtime["spec"]["template"]["spec"])[0]
+    runtime_env = {v["name"]: v.get("value") for v in serving["env"]}
+    assert env["ARTPULSE_EVENTS_URL"] == runtime_env["ARTPULSE_EVENTS_URL"]  # the same store
+    role = find(objects, "Role", "artpulse-operator")
+    deployments = [r for r in role["rules"] if "deployments" in r["resources"]]
+    model = next(o for o in objects if o["kind"] == "ArtPulseModel")
+    canary = model["spec"].get("deployment", {}).get("name", "artpulse-runtime") + "-canary"
+    assert {verb: rule.get("resourceNames") for rule in deployments for verb in rule["verbs"]} == {
+        "get": None,
+        "patch": None,
+        "create": None,
+        "delete": [canary],
+    }
+    policies = [o for o in objects if o["kind"] == "NetworkPolicy"]
+    if policies:  # prod: the operator may reach PostgreSQL and PostgreSQL lets it in
+        egress = find(objects, "NetworkPolicy", "artpulse-operator")["spec"]["egress"]
+        assert any(
+            peer.get("podSelector", {}).get("matchLabels", {}).get("app.kubernetes.io/name")
+            == "artpulse-postgres"
+            for rule in egress
+            for peer in rule.get("to", [])
+        )
+        ingress = find(objects, "NetworkPolicy", "artpulse-postgres")["spec"]["ingress"]
+        labels = operator["spec"]["template"]["metadata"]["labels"]
+        assert any(
+            label_selector_matches(peer["podSelector"], labels)
+            for rule in ingress
+            for peer in rule.get("from", [])
+        )

@@ -324,3 +324,21 @@ def test_a_paused_resource_leaves_the_deployment_alone_until_resumed(kube: Clust
     kube.patch_spec(paused=False)
     kube.wait_status("version 1 served", lambda s: s.get("servingVersion") == "1")
     assert kube.pinned() == (URI.format(1), "1")
+
+
+def test_recreate_strategy_rolls_with_recreate_and_rolling_restores_a_rolling_update(
+    kube: Cluster,
+) -> None:
+    kube.create_deployment()
+    kube.create_model(rollout={"strategy": "Recreate"})
+    kube.wait_status("version 1 served", lambda s: s.get("servingVersion") == "1")
+    deployment = kube.apps.read_namespaced_deployment("artpulse-runtime", kube.namespace)
+    assert deployment.spec.strategy.type == "Recreate"
+    assert deployment.spec.strategy.rolling_update is None
+
+    kube.patch_spec(rollout={"strategy": "Rolling"})
+    kube.set_alias("2")
+    kube.wait_status("version 2 served", lambda s: s.get("servingVersion") == "2")
+    deployment = kube.apps.read_namespaced_deployment("artpulse-runtime", kube.namespace)
+    assert deployment.spec.strategy.type == "RollingUpdate"
+    assert deployment.spec.strategy.rolling_update.max_surge == "25%"  # the API's defaults

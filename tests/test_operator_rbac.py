@@ -1,5 +1,6 @@
 """``artpulse operator`` as a real process, signed in as its ServiceAccount with only the
-permissions of ``manifests/rbac.yaml``: it still does its whole job, and nothing more."""
+permissions of ``manifests/rbac.yaml``: it still does its whole job (following the alias,
+a canary with its own Deployment), and nothing more."""
 
 from __future__ import annotations
 
@@ -18,7 +19,9 @@ from kubernetes.client.exceptions import ApiException
 from mlflow.tracking import MlflowClient
 
 from artpulse_contract.constants import MODEL_NAME
+from artpulse_contract.events import EventStore
 from artpulse_operator import constants as c
+from support.canary_traffic import write_traffic
 from support.environment import free_port
 from support.operator_cluster import (
     artpulse_model,
@@ -66,7 +69,8 @@ def test_operator_command_works_with_only_its_role(
 ) -> None:
     install_manifests(namespace, tmp_path / "kustomize")
     core, apps, custom = k8s.CoreV1Api(), k8s.AppsV1Api(), k8s.CustomObjectsApi()
-    registry_uri = register_versions(tmp_path / "registry", 2)
+    registry_uri = register_versions(tmp_path / "registry", 3)
+    store = EventStore(f"sqlite:///{tmp_path / 'events.db'}")
     registry = MlflowClient(tracking_uri=registry_uri, registry_uri=registry_uri)
     registry.set_registered_model_alias(MODEL_NAME, "champion", "1")
     apps.create_namespaced_deployment(namespace, runtime_deployment())
@@ -87,7 +91,12 @@ def test_operator_command_works_with_only_its_role(
             "--liveness-port",
             str(port),
         ],
-        env={**os.environ, "KUBECONFIG": str(account), "ARTPULSE_OPERATOR_NAMESPACE": namespace},
+        env={
+            **os.environ,
+            "KUBECONFIG": str(account),
+            "ARTPULSE_OPERATOR_NAMESPACE": namespace,
+            "ARTPULSE_EVENTS_URL": store.display_url,
+        },
         stdout=log,
         stderr=subprocess.STDOUT,
     )
@@ -107,6 +116,37 @@ def test_operator_command_works_with_only_its_role(
         assert pinned(apps, namespace) == ("models:/artpulse-classifier/2", "2")
         reasons = {e.reason for e in core.list_namespaced_event(namespace).items}
         assert c.REASON_ROLLOUT in reasons  # Events were created with the Role's permission
+
+        # A canary: the Role lets it create, scale and delete artpulse-runtime-canary.
+        rollout = {"strategy": "Canary", "steps": [50], "minPredictions": 20, "minRequests": 20}
+        custom.patch_namespaced_custom_object(
+            c.GROUP,
+            c.VERSION,
+            namespace,
+            c.PLURAL,
+            "model",
+            {"spec": {"version": 3, "rollout": {**rollout, "minStepSeconds": 0}}},
+        )
+        wait_for(
+            "the canary Deployment",
+            lambda: any(
+                d.metadata.name == "artpulse-runtime-canary"
+                for d in apps.list_namespaced_deployment(namespace).items
+            ),
+        )
+        write_traffic(store, "2", 40)
+        write_traffic(store, "3", 40)
+        wait_for(
+            "version 3 promoted by the canary and pinned",
+            lambda: pinned(apps, namespace) == ("models:/artpulse-classifier/3", "3"),
+        )
+        wait_for(
+            "the canary Deployment removed",
+            lambda: all(
+                d.metadata.name != "artpulse-runtime-canary"
+                for d in apps.list_namespaced_deployment(namespace).items
+            ),
+        )
 
         k8s_config.load_kube_config(config_file=str(account))
         as_operator = k8s.ApiClient()

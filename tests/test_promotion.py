@@ -35,6 +35,7 @@ from artpulse_jobs.cli import main
 from artpulse_jobs.commands.promote import EXIT_REFUSED
 from artpulse_jobs.promotion.promote import PromotionError, promote, rollback
 from artpulse_jobs.promotion.rules import GateConfig
+from support.cli_json import validated
 from support.monitoring import images, module_settings, quick_training
 
 pytestmark = pytest.mark.slow
@@ -115,6 +116,15 @@ def test_gate_refuses_a_worse_model_and_leaves_aliases(registry: Registry) -> No
     result = CliRunner().invoke(main, ["promote"])
     assert result.exit_code == EXIT_REFUSED, result.output
     assert "gate refused" in result.output
+    as_json = CliRunner().invoke(main, ["promote", "--json"])
+    assert as_json.exit_code == EXIT_REFUSED and "gate refused" in as_json.stderr
+    document = validated(as_json.stdout, "promotion")
+    assert (document["action"], document["changed"], document["version"]) == (
+        "promote",
+        False,
+        registry.worse,
+    )
+    assert document["gate"]["passed"] is False and document["previous"] == registry.good
 
 
 @pytest.mark.parametrize(
@@ -151,6 +161,9 @@ def test_the_command_line_thresholds_replace_the_settings(
     refused = CliRunner().invoke(main, ["promote"])  # the setting relaxes one rule only
     assert refused.exit_code == EXIT_REFUSED, refused.output
     assert "macro F1" in refused.output and "< champion's" in refused.output
+    for usage in (["--max-regression", "-0.5"], ["--min-macro-f1", "1.5"]):
+        invalid = CliRunner().invoke(main, ["promote", *usage])
+        assert invalid.exit_code == 2 and f"{usage[0]}=" in invalid.output, invalid.output
     passed = CliRunner().invoke(main, ["promote", "--max-regression", "1.0"])
     assert passed.exit_code == 0, passed.output
     assert registered_aliases(client, MODEL_NAME)[ALIAS_CHAMPION] == registry.worse
@@ -199,6 +212,16 @@ def test_rollback_restores_the_previous_champion(registry: Registry) -> None:
     result = CliRunner().invoke(main, ["rollback", "--reason", "again"])
     assert result.exit_code == 1
     assert "no 'previous-champion' alias" in result.output
+    set_aliases(registry, champion=registry.other_good, previous_champion=registry.good)
+    as_json = CliRunner().invoke(main, ["rollback", "--reason", "by script", "--json"])
+    assert as_json.exit_code == 0, as_json.output
+    document = validated(as_json.stdout, "promotion")
+    assert (document["action"], document["version"], document["previous"]) == (
+        "rollback",
+        registry.good,
+        registry.other_good,
+    )
+    assert document["aliases"] == {ALIAS_CHAMPION: registry.good} and document["gate"] is None
 
 
 def test_a_failed_alias_write_midway_restores_every_alias(registry: Registry) -> None:

@@ -20,6 +20,7 @@ from artpulse_contract.settings import ArtPulseSettings
 from artpulse_jobs.cli import main
 from artpulse_jobs.data.generate import generate_images
 from artpulse_jobs.monitoring.retrain import RetrainError, dataset_folder, retrain
+from support.cli_json import validated
 from support.monitoring import trained_champion, write_events
 
 pytestmark = pytest.mark.slow
@@ -77,6 +78,10 @@ def test_no_drift_does_nothing(champion: Champion, events_url: str) -> None:
     result = CliRunner().invoke(main, ["retrain", "--new-data-dir", str(champion.new_data)])
     assert result.exit_code == 0, result.output
     assert "no retraining: no_drift" in result.output
+    quiet = CliRunner().invoke(main, ["retrain", "--json"])
+    document = validated(quiet.stdout, "retrain")
+    assert not document["retrained"] and document["training"] is None
+    assert document["drift"]["verdict"] == "no_drift"
     assert versions(MlflowClient()) == before
 
 
@@ -94,11 +99,22 @@ def test_drift_registers_a_challenger_tagged_with_the_drift_run(
         input_kind="image",
     )
     result = CliRunner().invoke(
-        main, ["retrain", "--new-data-dir", str(champion.new_data), "--output-dir", str(tmp_path)]
+        main,
+        [
+            "retrain",
+            "--new-data-dir",
+            str(champion.new_data),
+            "--output-dir",
+            str(tmp_path),
+            "--json",
+        ],
     )
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "drift_report.json").read_text())
     assert report["verdict"] == "drift"
+    document = validated(result.stdout, "retrain")
+    assert document["retrained"] and document["drift"]["run_id"] == report["mlflow_run_id"]
+    assert document["drift_verdict"] == "drift" and document["drift"]["verdict"] == "drift"
     client = MlflowClient()
     challenger = registered_aliases(client, MODEL_NAME)[ALIAS_CHALLENGER]
     assert registered_aliases(client, MODEL_NAME)[ALIAS_CHAMPION] == champion.version
@@ -108,7 +124,8 @@ def test_drift_registers_a_challenger_tagged_with_the_drift_run(
     assert recorded[tags.RETRAIN_REASON] == "drift"
     run = client.get_run(str(client.get_model_version(MODEL_NAME, challenger).run_id))
     assert run.data.params["n_train"] != "0"
-    assert f"version {challenger} registered" in result.output
+    assert f"version {challenger} registered" in result.stderr
+    assert document["training"]["version"] == challenger
     dataset = json.loads(
         Path(client.download_artifacts(run.info.run_id, "dataset.json")).read_text()
     )

@@ -80,7 +80,11 @@ def test_base64_is_validated_strictly(text: str, fragment: str) -> None:
         ([image_input([1.0], datatype="FP32")], "datatype FP32; expected BYTES"),
         ([image_input([b"a", b"b"], shape=[3])], "holds 2 element(s)"),
         ([image_input([b"a"], shape=[1, 2])], "shape [1, 2]"),
-        ([features_input([0.5] * 5, [1, 5], datatype="FP64")], "datatype FP64"),
+        ([features_input([1] * 5, [1, 5], datatype="INT32")], "datatype INT32"),
+        ([features_input([1] * 5, [1, 5], datatype="UINT8")], "integer and boolean types"),
+        ([features_input([True] * 5, [1, 5], datatype="BOOL")], "datatype BOOL"),
+        ([features_input([0.5] * 4 + [1.0000001], [1, 5], datatype="FP64")], "[0][edges]"),
+        ([features_input([0.5] * 4 + [1e300], [1, 5], datatype="FP64")], "= 1e+300 is invalid"),
         ([features_input([0.5] * 4, [1, 4])], "shape [1, 4]"),
         ([features_input([0.5] * 5, [2, 5])], "holds 5 values"),
         ([features_input([0.5, 0.5, 0.5, 0.5, float("nan")], [1, 5])], "[0][edges] = nan"),
@@ -94,6 +98,33 @@ def test_invalid_requests_name_the_problem(inputs: list[RequestInput], fragment:
         decode_request(request(*inputs))
     assert fragment in str(caught.value)
     assert caught.value.status_code == 400
+
+
+@pytest.mark.parametrize("datatype", ["FP64", "FP16"])
+def test_fp64_and_fp16_rows_are_converted_to_fp32(datatype: str) -> None:
+    rows = [[0.125, 0.25, 0.5, 0.75, 1.0], [0.0, 0.5, 0.5, 0.5, 0.5]]
+    decoded = decode_request(request(features_input(rows, [2, 5], datatype=datatype)))
+    assert decoded.features is not None and decoded.features.dtype == np.float32
+    np.testing.assert_array_equal(decoded.features, np.asarray(rows, dtype=np.float32))
+
+
+def test_fp16_rows_as_little_endian_bytes_are_read() -> None:
+    """MLServer hands gRPC FP16 contents over as bytes (``bytes_contents``)."""
+    rows = np.asarray([[0.125, 0.25, 0.5, 0.75, 1.0]], dtype="<f2")
+    decoded = decode_request(request(features_input([rows.tobytes()], [1, 5], datatype="FP16")))
+    assert decoded.features is not None
+    np.testing.assert_array_equal(decoded.features, rows.astype(np.float32))
+
+
+def test_image_bytes_declared_base64_are_decoded() -> None:
+    declared = RequestInput(
+        name="image",
+        datatype="BYTES",
+        shape=[1],
+        data=[base64.b64encode(b"picture")],
+        parameters={"content_type": "base64"},
+    )
+    assert decode_request(request(declared)).images == [b"picture"]
 
 
 def test_unknown_requested_output_is_refused() -> None:

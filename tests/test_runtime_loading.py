@@ -14,7 +14,8 @@ from mlflow.tracking import MlflowClient
 from sklearn.ensemble import RandomForestClassifier
 
 from artpulse_contract.classifier import ArtPulseClassifier
-from artpulse_contract.constants import MODEL_NAME, SCORER_ARTIFACT, FeatureMode
+from artpulse_contract.constants import MODEL_NAME, FeatureMode
+from artpulse_contract.estimator_store import ESTIMATOR_ARTIFACT
 from artpulse_contract.settings import ArtPulseSettings
 from artpulse_jobs.data.generate import generate_images
 from artpulse_jobs.training.train import TrainConfig, run_training
@@ -129,7 +130,7 @@ def test_a_server_loads_the_scorer_without_importing_mlflow(
 
 
 @pytest.mark.slow
-def test_a_version_without_a_scorer_loads_through_its_pyfunc(
+def test_a_version_pickled_before_skops_loads_through_its_pyfunc_as_exact(
     settings: ArtPulseSettings, tmp_path: Path
 ) -> None:
     rows = np.random.default_rng(0).random((50, 5)).astype(np.float32)
@@ -139,15 +140,15 @@ def test_a_version_without_a_scorer_loads_through_its_pyfunc(
     with mlflow.start_run():
         info = mlflow.pyfunc.log_model(
             name="model",
-            python_model=ArtPulseClassifier(forest, FeatureMode.DRAFT),
+            python_model=ArtPulseClassifier(forest),  # pickled, as versions once were
         )
     version = mlflow.register_model(info.model_uri, MODEL_NAME).version
     folder = Path(mlflow.artifacts.download_artifacts(info.model_uri))
-    assert not (folder / SCORER_ARTIFACT).exists()
+    assert not (folder / "artifacts" / f"{ESTIMATOR_ARTIFACT}.skops").exists()
     loaded = load_registered_model(
         settings.resolved_tracking_uri, f"models:/{MODEL_NAME}/{version}"
     )
-    assert loaded.feature_mode is FeatureMode.DRAFT
+    assert loaded.feature_mode is FeatureMode.EXACT
     np.testing.assert_array_equal(
         loaded.scorer.predict_proba(rows), ArtPulseClassifier(forest).predict_proba(rows)
     )

@@ -218,7 +218,7 @@ def test_cli_predict_passes_the_key_by_option_or_environment(
     runner = CliRunner()
     base = ["predict", "--features", "0.5,0.5,0.5,0.5,0.5", "--url", guarded.http_url]
     refused = runner.invoke(main, base, env={"ARTPULSE_API_KEY": ""})
-    assert refused.exit_code == 1 and "(401)" in refused.output and "API key" in refused.output
+    assert refused.exit_code == 1 and "answered 401: missing or invalid API key" in refused.output
     assert runner.invoke(main, [*base, "--api-key", keys.client]).exit_code == 0
     by_env = runner.invoke(
         main,

@@ -267,13 +267,13 @@ def test_unknown_models_and_versions_add_no_series(bounded: ServerHandle) -> Non
         name = f"unknown-{index}-{uuid.uuid4().hex}"
         refused = requests.post(f"{bounded.http_url}/v2/models/{name}/infer", json=body, timeout=30)
         assert refused.status_code == 404 and "is not served here" in refused.json()["error"]
-        versioned = f"{bounded.http_url}/v2/models/{MODEL_NAME}/versions/{index}/infer"
+        versioned = f"{bounded.http_url}/v2/models/{MODEL_NAME}/versions/{index + 1000}/infer"
         assert requests.post(versioned, json=body, timeout=30).status_code == 404
         ready = f"{bounded.http_url}/v2/models/{name}/ready"
         assert requests.get(ready, timeout=30).status_code == 404
         request = features_request_grpc([ROW])
         request.model_name = name
         assert grpc_infer(bounded, request)[0] == grpc.StatusCode.NOT_FOUND
-        request.model_name, request.model_version = MODEL_NAME, str(index)
+        request.model_name, request.model_version = MODEL_NAME, str(index + 1000)
         assert grpc_infer(bounded, request)[0] == grpc.StatusCode.NOT_FOUND
     assert _series(bounded) == before

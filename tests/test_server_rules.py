@@ -7,14 +7,18 @@ import asyncio
 import struct
 import threading
 
+import grpc
 import pytest
 from mlserver.grpc import dataplane_pb2 as pb
 from pydantic import ValidationError
 
 from artpulse_contract.budget import CapacityBudget
 from artpulse_runtime.runtime_settings import ServingSettings
+from artpulse_runtime.server.grpc_guard import as_grpc_metadata
 from artpulse_runtime.server.grpc_raw import raw_contents_problem
 from artpulse_runtime.server.liveness import Liveness
+from artpulse_runtime.server.policy import GuardPolicy
+from artpulse_runtime.server.rest_errors import describe_invalid_body
 from artpulse_runtime.server.rest_routes import Access, match_route
 from artpulse_runtime.server.settings import ServerSettings
 
@@ -58,6 +62,111 @@ def test_routes_and_their_access(
 )
 def test_everything_else_is_not_routed(method: str, path: str) -> None:
     assert match_route(method, path) is None
+
+
+@pytest.mark.parametrize(
+    ("path", "unversioned"),
+    [
+        (f"{MODEL}/versions/3/infer", f"{MODEL}/infer"),
+        (f"{MODEL}/versions/12/ready", f"{MODEL}/ready"),
+        (f"{MODEL}/versions/3", MODEL),
+        (f"{MODEL}/infer", f"{MODEL}/infer"),
+    ],
+)
+def test_a_versioned_path_is_passed_on_without_its_version(path: str, unversioned: str) -> None:
+    method = "POST" if path.endswith("infer") else "GET"
+    match = match_route(method, path)
+    assert match is not None and match.unversioned_path == unversioned
+
+
+class States:
+    """``ModelStates`` of one model, set by the test."""
+
+    def __init__(self) -> None:
+        self.reason: str | None = "it is still loading"
+        self.versions: frozenset[str] = frozenset()
+
+    async def not_ready_reason(self, name: str) -> str | None:
+        return self.reason
+
+    async def loaded_versions(self, name: str) -> frozenset[str]:
+        return self.versions
+
+
+def test_versions_and_readiness_of_a_served_model() -> None:
+    states = States()
+    liveness = Liveness(["m"], lambda name: asyncio.sleep(0, True), grace=30)
+    policy = GuardPolicy(
+        ServerSettings(),
+        models=["m"],
+        states=states,
+        liveness=liveness,
+        api_keys=None,
+        admin_keys=None,
+    )
+
+    async def scenario() -> list[object]:
+        loading = (await policy.check_ready("m"), await policy.check_version("m", "3"))
+        states.reason, states.versions = None, frozenset({"3"})
+        served = (await policy.check_ready("m"), await policy.check_version("m", "3"))
+        other = await policy.check_version("m", "4")
+        return [*loading, *served, other, await policy.server_not_ready()]
+
+    not_ready, not_ready_version, ready, same, other, server = asyncio.run(scenario())
+    assert not_ready is not None and not_ready.status == 503
+    assert not_ready.grpc_code == grpc.StatusCode.UNAVAILABLE
+    assert "is not ready: it is still loading" in not_ready.message
+    assert not_ready_version is not None and not_ready_version.status == 503
+    assert ready is None and same is None and server is None
+    assert (
+        other is not None and other.status == 404 and "serves registry version 3" in other.message
+    )
+    assert policy.check_model("other") is not None and policy.check_model("m") is None
+
+
+def test_invalid_bodies_are_described_in_one_line() -> None:
+    nan = describe_invalid_body(
+        [{"type": "json_invalid", "loc": ("body", 10), "ctx": {"error": "unexpected"}}],
+        '{"data": [NaN]}',
+    )
+    assert nan == (
+        "request body is not valid JSON: unexpected at byte 10; JSON has no NaN or Infinity, "
+        "and every value must be finite"
+    )
+    fields = describe_invalid_body(
+        [
+            {"type": "missing", "loc": ("body", "inputs", i, "data"), "msg": "Field required"}
+            for i in range(5)
+        ],
+        None,
+    )
+    assert fields == (
+        "request body is not a V2 inference request: inputs[0].data: Field required; "
+        "inputs[1].data: Field required; inputs[2].data: Field required (and 2 more)"
+    )
+
+
+def test_grpc_metadata_says_bytes_inputs_are_raw() -> None:
+    metadata = pb.ModelMetadataResponse(
+        inputs=[
+            pb.ModelMetadataResponse.TensorMetadata(
+                name="image",
+                datatype="BYTES",
+                parameters={
+                    "content_type": pb.InferParameter(string_param="base64"),
+                    "one_of": pb.InferParameter(string_param="image,features"),
+                },
+            ),
+            pb.ModelMetadataResponse.TensorMetadata(
+                name="text",
+                datatype="BYTES",
+                parameters={"content_type": pb.InferParameter(string_param="str")},
+            ),
+        ]
+    )
+    image, text = as_grpc_metadata(metadata).inputs
+    assert list(image.parameters) == ["one_of"]
+    assert text.parameters["content_type"].string_param == "str"
 
 
 def _tensor(datatype: str, shape: list[int]) -> pb.ModelInferRequest.InferInputTensor:

@@ -67,6 +67,27 @@ def live(http_url: str) -> bool:
     return requests.get(f"{http_url}/v2/health/live", timeout=5).status_code == 200
 
 
+def assert_not_ready(http_url: str, grpc_target: str, reason: str, images: list[bytes]) -> None:
+    """Readiness, metadata and inference answer 503 / UNAVAILABLE (ModelReady: false), naming
+    ``reason``; clients are told to retry."""
+    for path in (f"/v2/models/{MODEL_NAME}/ready", "/v2/health/ready", f"/v2/models/{MODEL_NAME}"):
+        answer = requests.get(http_url + path, timeout=10)
+        assert answer.status_code == 503, (path, answer.text)
+        assert reason in answer.json()["error"] and answer.headers["Retry-After"] == "1"
+    with pytest.raises(PredictionError) as refused:
+        predict_images_rest(http_url, images[:1])
+    assert refused.value.status == "503" and reason in refused.value.message
+    with pytest.raises(PredictionError) as unavailable:
+        predict_images_grpc(grpc_target, images[:1])
+    assert unavailable.value.status == "UNAVAILABLE" and reason in unavailable.value.message
+    with grpc.insecure_channel(grpc_target) as channel:
+        stub = pb_grpc.GRPCInferenceServiceStub(channel)
+        assert not stub.ModelReady(pb.ModelReadyRequest(name=MODEL_NAME), timeout=10).ready
+        versioned = pb.ModelReadyRequest(name=MODEL_NAME, version="1")
+        assert not stub.ModelReady(versioned, timeout=10).ready
+        assert not stub.ServerReady(pb.ServerReadyRequest(), timeout=10).ready
+
+
 def test_missing_alias_is_not_ready_then_loads_when_the_alias_appears(
     settings: ArtPulseSettings, images: list[bytes]
 ) -> None:
@@ -79,9 +100,7 @@ def test_missing_alias_is_not_ready_then_loads_when_the_alias_appears(
         wait_for("retries", lambda: server.log_text().count("has no alias @staging") >= 3, 30)
         assert not ready(server.http_url)
         assert live(server.http_url), "a model that never loaded must not fail liveness"
-        with pytest.raises(PredictionError) as refused:
-            predict_images_rest(server.http_url, images[:1])
-        assert refused.value.status == "400" and "not ready" in refused.value.message
+        assert_not_ready(server.http_url, server.grpc_target, "has no alias @staging", images)
         client.set_registered_model_alias(MODEL_NAME, "staging", version)
         wait_for("the model to become ready", lambda: ready(server.http_url), 30)
         assert predict_images_rest(server.http_url, images[:1]).model_version == str(version)
@@ -172,6 +191,7 @@ def test_a_model_unloaded_fails_liveness_after_the_grace_period(
         answer = requests.post(unload, timeout=60, headers=auth_headers(keys.admin))
         assert answer.status_code == 200, answer.text
         assert not ready(server.http_url)
+        assert_not_ready(server.http_url, server.grpc_target, "no instance is loaded", images)
         wait_for("liveness to fail", lambda: not live(server.http_url), 30)
         failed = requests.get(f"{server.http_url}/v2/health/live", timeout=5)
         assert failed.status_code == 503

@@ -7,8 +7,10 @@ events and the CLI. The server is shared with ``test_serving_server_errors`` (se
 
 from __future__ import annotations
 
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,9 @@ from click.testing import CliRunner
 from mlserver.grpc import dataplane_pb2_grpc as pb_grpc
 
 from artpulse_contract.constants import FEATURE_NAMES, LABELS, MODEL_NAME
+from artpulse_contract.events import EventStore
+from artpulse_contract.events.outcomes import OutcomeTotals
+from artpulse_contract.events.version_window import read_version_window
 from artpulse_contract.features import extract_features
 from artpulse_jobs.cli import main
 from artpulse_jobs.serving.client import (
@@ -33,8 +38,9 @@ from artpulse_jobs.serving.client import (
     predict_images_grpc,
     predict_images_rest,
 )
+from support.cli_json import validated
 from support.polling import wait_for
-from support.serving import Served, stored_events
+from support.serving import OUTCOME_INTERVAL, Served, stored_events
 
 pytest_plugins = ["support.serving_plugin"]
 pytestmark = pytest.mark.slow
@@ -204,6 +210,41 @@ def test_every_prediction_becomes_an_event(served: Served) -> None:
     assert answer["model_version"] == served.version
 
 
+def test_answered_requests_are_counted_per_version_and_bad_input_is_not_a_server_error(
+    served: Served,
+) -> None:
+    store = EventStore(served.settings.resolved_events_url)
+    since = datetime(2000, 1, 1, tzinfo=UTC)
+
+    def outcomes() -> OutcomeTotals:
+        until = datetime.now(UTC) + timedelta(hours=1)
+        return read_version_window(store, MODEL_NAME, served.version, since, until).outcomes
+
+    def settled() -> OutcomeTotals:
+        """The totals once no write has changed them for three outcome intervals (earlier
+        tests' requests are counted by then)."""
+        seen: list[tuple[float, OutcomeTotals]] = []
+
+        def probe() -> OutcomeTotals | None:
+            now, totals = time.monotonic(), outcomes()
+            if not seen or seen[-1][1] != totals:
+                seen.append((now, totals))
+            return totals if now - seen[-1][0] > 3 * OUTCOME_INTERVAL else None
+
+        return wait_for("the serving outcomes to settle", probe, 20)
+
+    before = settled()
+    predict_images_rest(served.server.http_url, served.images[:2])
+    predict_features_rest(served.server.http_url, np.full((3, 5), 0.5, dtype=np.float32))
+    with pytest.raises(PredictionError):
+        predict_images_rest(served.server.http_url, [b"plain text"])  # 400: the client's fault
+    after = settled()
+    assert after.answered == before.answered + 2
+    assert after.server_errors == before.server_errors
+    assert sum(after.latency_counts) - sum(before.latency_counts) == 2
+    store.close()
+
+
 def test_cli_predict_over_rest_and_grpc(served: Served, tmp_path: Path) -> None:
     path = tmp_path / "one.png"
     path.write_bytes(served.images[0])
@@ -217,9 +258,20 @@ def test_cli_predict_over_rest_and_grpc(served: Served, tmp_path: Path) -> None:
         main, ["predict", "--features", "0.5,0.5,0.5,0.5,0.5", "--grpc", "--grpc-target", target]
     )
     assert grpc_run.exit_code == 0, grpc_run.output
+    as_json = runner.invoke(
+        main,
+        ["predict", "--image", str(path), "--image", str(path), "--json"],
+        env={"ARTPULSE_SERVER_URL": served.server.http_url},
+    )
+    assert as_json.exit_code == 0, as_json.output
+    document = validated(as_json.stdout, "predict")
+    assert document["model_version"] == served.version
+    assert [p["label"] for p in document["predictions"]] == labels * 2
+    assert document["predictions"][0]["input"] == str(path) and labels[0] in as_json.stderr
     refused = runner.invoke(
         main, ["predict", "--features", "0.5,0.5,2,0.5,0.5", "--url", served.server.http_url]
     )
     assert refused.exit_code == 1 and "input 'features'[0][val_mean]" in refused.output
+    assert f"the server at {served.server.http_url} answered 400: " in refused.output
     bad = runner.invoke(main, ["predict", "--features", "0.5,0.5", "--url", served.server.http_url])
     assert bad.exit_code == 2 and "expected 5" in bad.output

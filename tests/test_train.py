@@ -38,6 +38,7 @@ from artpulse_jobs.training.candidates import (
     select_best,
 )
 from artpulse_jobs.training.train import TrainConfig, TrainResult, run_training
+from support.cli_json import validated
 from support.training import train_registered_model
 
 pytestmark = pytest.mark.slow
@@ -216,19 +217,25 @@ def test_cli_train_and_models(trained: Trained, client: MlflowClient) -> None:
             "logistic_regression",
             "--tag",
             "artpulse.trigger=cli",
+            "--json",
         ],
     )
     assert result.exit_code == 0, result.output
-    assert "logistic_regression" in result.output and "<- chosen" in result.output
-    assert f"registered: models:/{MODEL_NAME}/3  aliases: challenger" in result.output
+    assert "logistic_regression" in result.stderr and "<- chosen" in result.stderr
+    assert f"registered: models:/{MODEL_NAME}/3  aliases: challenger" in result.stderr
+    trained_json = validated(result.stdout, "train")
+    assert (trained_json["version"], trained_json["aliases"]) == ("3", [ALIAS_CHALLENGER])
+    assert [c["name"] for c in trained_json["candidates"]] == [trained_json["chosen"]]
+    assert trained_json["dataset"]["n_images"] == 60
     assert client.get_model_version(MODEL_NAME, "3").tags["artpulse.trigger"] == "cli"
     listing = runner.invoke(main, ["models"])
     assert listing.exit_code == 0, listing.output
     lines = listing.output.splitlines()
     assert lines[2].split()[:2] == ["3", "challenger"]
     assert lines[4].split()[:2] == ["1", "champion"]
-    as_json = json.loads(runner.invoke(main, ["models", "--json"]).output)
-    assert as_json["model"] == MODEL_NAME
+    listed = runner.invoke(main, ["models", "--json"])
+    as_json = validated(listed.stdout, "models")
+    assert "registered model" in listed.stderr and as_json["model"] == MODEL_NAME
     assert [v["version"] for v in as_json["versions"]] == ["3", "2", "1"]
     assert as_json["versions"][2]["aliases"] == [ALIAS_CHAMPION]
     assert as_json["versions"][0]["metrics"]["macro_f1"] == pytest.approx(

@@ -4,14 +4,25 @@ Sub-commands are imported when they run, not when the entry point starts: MLflow
 gRPC stubs, scipy and pandas take seconds to import, and ``artpulse serve`` or a CronJob's
 ``artpulse drift`` should not pay for the others' imports. ``artpulse --help`` imports none of
 them: each command's one-line summary is kept here (a test checks it against the command's).
+
+Exit status of every command: 0 done, 1 error (one line on stderr), 2 invalid usage (an
+unknown command or option, or an invalid option value), 3 a verdict scripts act on (``drift``
+found drift, ``promote`` was refused by the gate).
 """
 
 from __future__ import annotations
 
 import importlib
+import logging
+import os
 from typing import NamedTuple
 
 import click
+
+from artpulse_jobs.telemetry import telemetry_off_by_default
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+"""Warnings of any thread, timestamped and levelled (on stderr; MLflow formats its own)."""
 
 
 class Entry(NamedTuple):
@@ -88,6 +99,9 @@ class LazyCommands(click.Group):
             return None
         target = entry.target
         module_name, attribute = target.split(":")
+        # Before the command's module imports MLflow, and exported to what the command starts
+        # (MLServer, kopf).
+        telemetry_off_by_default(os.environ)
         command = getattr(importlib.import_module(module_name), attribute)
         if not isinstance(command, click.Command):
             raise TypeError(f"{target} is not a click command")
@@ -95,10 +109,14 @@ class LazyCommands(click.Group):
 
 
 @click.group(cls=LazyCommands, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="artpulse", prog_name="artpulse", message="%(prog)s %(version)s")
 def main() -> None:
     """ArtPulse: train, serve, monitor and roll out the art-style classifier.
 
     Every command reads its configuration from the environment: ARTPULSE_STATE_DIR (local
     state folder, default ./.artpulse), MLFLOW_TRACKING_URI (default: a SQLite store in the
-    state folder), ARTPULSE_EVENTS_URL (default: SQLite in the state folder).
+    state folder), ARTPULSE_EVENTS_URL (default: SQLite in the state folder). Commands that
+    report take --json. Exit status: 0 done, 1 error, 2 invalid usage, 3 drift found or
+    promotion refused.
     """
+    logging.basicConfig(format=LOG_FORMAT, level=logging.WARNING)

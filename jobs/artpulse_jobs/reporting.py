@@ -1,12 +1,14 @@
-"""Plain-text reports of what a job did: the one home of the commands' and the demo's output.
+"""Plain-text reports of what a job did: the one home of the commands' and the demo's prose
+(``documents`` holds the JSON of ``--json``).
 
 Every function returns text (no printing), so commands, the demo and tests share it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+import sys
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from artpulse_contract.constants import LABELS, PROMOTION_EXPERIMENT
 from artpulse_contract.registry import tags
@@ -17,6 +19,11 @@ if TYPE_CHECKING:  # only annotations: each command imports just what it reports
     from artpulse_jobs.promotion.promote import PromotionOutcome
     from artpulse_jobs.serving.client import Prediction
     from artpulse_jobs.training.train import TrainResult
+
+
+def on_terminal() -> bool:
+    """Whether progress bars belong on stderr: only a terminal, never a log or a pipe."""
+    return sys.stderr.isatty()
 
 
 def _score(value: float | None) -> str:
@@ -87,13 +94,29 @@ def format_versions(versions: Sequence[VersionSummary]) -> str:
     return table(rows)
 
 
+def describe_window(window: Mapping[str, Any]) -> str:
+    """A drift window in words: its time range or newest events, and whose events."""
+    since, until, last_n = window.get("since"), window.get("until"), window.get("last_n")
+    parts = [f"from {since or 'the first event'} until {until or 'now'}"]
+    if last_n:
+        parts.append(f"newest {last_n} events")
+    version = window.get("model_version")
+    parts.append("events of every version" if version == "all" else f"events of version {version}")
+    return ", ".join(parts)
+
+
+def format_counts(counts: Mapping[str, int]) -> str:
+    """``neo-pop 100, vibrant 100``: counts by name, in name order."""
+    return ", ".join(f"{name} {count}" for name, count in sorted(counts.items())) or "none"
+
+
 def describe_drift(result: DriftResult) -> str:
     """Verdict, per-feature reasons and where the reports are."""
     report = result.report
     lines = [
         f"drift check of {report['model']['name']} version {report['model']['version']}: "
         f"{report['summary']}",
-        f"window: {report['window']}",
+        f"window: {describe_window(report['window'])}",
     ]
     for name, feature in report["features"].items():
         mark = "DRIFT" if feature["drifted"] else "ok"

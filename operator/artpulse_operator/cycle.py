@@ -14,10 +14,14 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 
+from artpulse_contract.constants import ALIAS_CHALLENGER
+from artpulse_contract.events import EventStore
 from artpulse_contract.registry.connection import client_for
 from artpulse_contract.registry.failures import RegistryEntryMissing, RegistryError
 from artpulse_contract.registry.lookups import aliases_of
 from artpulse_operator import constants as c
+from artpulse_operator.canary_context import CanaryContext, CanaryOutcome, RegistryState
+from artpulse_operator.canary_cycle import run_canary
 from artpulse_operator.config import OperatorSettings
 from artpulse_operator.deployment import (
     ContainerMissing,
@@ -31,15 +35,23 @@ from artpulse_operator.promotion import promote_spec_version
 from artpulse_operator.reconcile import Event, Memory, decide
 from artpulse_operator.spec import InvalidSpec, ModelSpec, parse_spec
 from artpulse_operator.status import flipped, now_iso, set_condition
+from artpulse_operator.step_windows import StepWindows
+
+SETTLED_PHASES = (c.PHASE_SERVING, c.PHASE_ROLLING_OUT)
+"""Phases of the serving Deployment (with no rollout of the operator in flight) in which a
+canary's phase is shown instead: serving, or scaling as its owner asked."""
 
 
 @dataclass(frozen=True)
 class Clients:
-    """The API clients and settings one operator process shares between resources."""
+    """The API clients, event store and settings one operator process shares between
+    resources."""
 
     apps: k8s.AppsV1Api
     custom: k8s.CustomObjectsApi
     settings: OperatorSettings
+    windows: StepWindows
+    """Canary steps' events, from the store at ``ARTPULSE_EVENTS_URL``."""
 
 
 def connect(settings: OperatorSettings) -> Clients:
@@ -48,7 +60,8 @@ def connect(settings: OperatorSettings) -> Clients:
         k8s_config.load_incluster_config()
     except k8s_config.ConfigException:
         k8s_config.load_kube_config()
-    return Clients(k8s.AppsV1Api(), k8s.CustomObjectsApi(), settings)
+    windows = StepWindows(EventStore(settings.resolved_events_url))  # connects on first use
+    return Clients(k8s.AppsV1Api(), k8s.CustomObjectsApi(), settings, windows)
 
 
 def crd_served(clients: Clients) -> bool:
@@ -105,7 +118,8 @@ class _StatusWriter:
         }
         if phase is not None:
             status["phase"] = phase
-            self.condition(c.COND_READY, phase == c.PHASE_SERVING, phase, message)
+            serving = phase in (c.PHASE_SERVING, c.PHASE_CANARY)
+            self.condition(c.COND_READY, serving, phase, message)
         status["conditions"] = self.conditions
         self.clients.custom.patch_namespaced_custom_object_status(
             c.GROUP,
@@ -117,16 +131,17 @@ class _StatusWriter:
         )
 
 
-def _registry_step(writer: _StatusWriter, spec: ModelSpec, uri: str) -> str | None:
-    """Promote ``spec.version`` if set, and return the version the alias points at."""
+def _registry_step(writer: _StatusWriter, spec: ModelSpec, uri: str) -> RegistryState:
+    """Promote ``spec.version`` if set (unless a canary decides), and read the aliases."""
     client = client_for(uri)
-    if spec.version is None:
-        return aliases_of(client, spec.model_name).get(spec.alias)
-    move = promote_spec_version(client, spec, spec.version, writer.body)
-    if move is not None:
-        message = describe_promotion(spec, spec.version, move)
-        writer.events.append(Event("Normal", c.REASON_PROMOTED, message))
-    return spec.version
+    if spec.version is not None and not spec.rollout.is_canary:
+        move = promote_spec_version(client, spec, spec.version, writer.body)
+        if move is not None:
+            message = describe_promotion(spec, spec.version, move)
+            writer.events.append(Event("Normal", c.REASON_PROMOTED, message))
+        return RegistryState(client, spec.version, None)
+    aliases = aliases_of(client, spec.model_name)
+    return RegistryState(client, aliases.get(spec.alias), aliases.get(ALIAS_CHALLENGER))
 
 
 def _read_resource(clients: Clients, namespace: str, name: str) -> dict[str, Any] | None:
@@ -172,16 +187,44 @@ def _registry_up(writer: _StatusWriter, spec: ModelSpec, uri: str, desired: str 
         writer.events.append(Event("Normal", c.REASON_REGISTRY_BACK, f"registry {uri} answers"))
 
 
+def _canary(
+    clients: Clients,
+    writer: _StatusWriter,
+    spec: ModelSpec,
+    registry: RegistryState,
+    view: DeploymentView,
+    memory: Memory,
+) -> CanaryOutcome | None:
+    """The canary's poll, when the resource runs canaries or one is still in flight."""
+    if not spec.rollout.is_canary and not writer.before.get("canary"):
+        return None
+    served = view.served_version(spec.model_name)
+    context = CanaryContext(
+        apps=clients.apps,
+        windows=clients.windows,
+        body=writer.body,
+        registry=registry,
+        serving=view,
+        serving_settled=memory.rollout is None and served == registry.desired,
+        generation=int(writer.meta.get("generation") or 0),
+        now=now_iso(precise=True),
+        previous_message=str(writer.before.get("message") or ""),
+    )
+    return run_canary(spec, context, writer.before)
+
+
 def _act(
     clients: Clients,
     writer: _StatusWriter,
     spec: ModelSpec,
-    desired: str | None,
+    registry: RegistryState,
     view: DeploymentView,
 ) -> CycleResult:
-    """Decide on the Deployment, patch it if needed, and write the status."""
+    """Run the canary's poll, decide on the Deployment, patch it if needed, write the status."""
     memory = Memory.from_status(writer.before)
     generation = int(writer.meta.get("generation") or 0)
+    canary = _canary(clients, writer, spec, registry, view, memory)
+    desired = registry.desired if canary is None else canary.desired
     decision = decide(spec, memory, generation, desired, view, writer.now)
     fields: dict[str, Any] = {"aliasVersion": desired, **decision.memory.to_status()}
     if decision.patch is not None:
@@ -193,14 +236,33 @@ def _act(
     fields["servingVersion"] = view.served_version(spec.model_name)
     fields["modelUri"] = view.model_uri
     writer.events.extend(decision.events)
-    message = decision.message
+    phase, message = decision.phase, decision.message
     if decision.phase == writer.before.get("phase") == c.PHASE_ROLLED_BACK:
         message = str(writer.before.get("message") or message)  # keep the rollback's reason
-    writer.write(decision.phase, message, fields)
+    if canary is not None:
+        writer.events.extend(canary.events)
+        fields.update(canary.status)
+        settled = decision.patch is None and decision.memory.rollout is None
+        if canary.phase is not None and settled and phase in SETTLED_PHASES:
+            phase, message = canary.phase, canary.message  # the canary speaks while it runs
+    writer.write(phase, message, fields)
     poll = spec.poll_seconds
     if decision.memory.rollout is not None:
         poll = min(poll, c.ROLLOUT_CHECK_SECONDS)  # settle (or roll back) without waiting a poll
+    elif canary is not None and canary.in_flight:
+        poll = canary.next_check(poll)
     return CycleResult(poll, writer.events, follows=writer.follows)
+
+
+def _paused_message(status: Mapping[str, Any]) -> str:
+    canary = status.get("canary")
+    if not canary:
+        return "paused: the Deployment is left as it is"
+    return (
+        f"paused: the canary of version {canary.get('version')} holds at step "
+        f"{canary.get('step')}/{canary.get('steps')} ({canary.get('share')}% of the traffic); "
+        "the Deployments are left as they are"
+    )
 
 
 def run_cycle(clients: Clients, namespace: str, name: str) -> CycleResult:
@@ -215,16 +277,18 @@ def run_cycle(clients: Clients, namespace: str, name: str) -> CycleResult:
         return _stop_on_error(writer, c.REASON_INVALID_SPEC, error, c.DEFAULT_POLL_SECONDS)
     writer.follows = (spec.model_name, spec.alias)
     if spec.paused:
-        writer.write(c.PHASE_PAUSED, "paused: the Deployment is left as it is", {})
+        held = {"canary": {"updatedAt": writer.now}} if writer.before.get("canary") else {}
+        writer.write(c.PHASE_PAUSED, _paused_message(writer.before), held)
         return CycleResult(spec.poll_seconds, writer.events, follows=writer.follows)
     uri = spec.tracking_uri or clients.settings.resolved_tracking_uri
     try:
-        desired = _registry_step(writer, spec, uri)
+        registry = _registry_step(writer, spec, uri)
     except RegistryEntryMissing as error:
         writer.condition(c.COND_REGISTRY, True, "Reachable", f"registry {uri} answers")
         return _stop_on_error(writer, c.REASON_MODEL_MISSING, error, spec.poll_seconds)
     except RegistryError as error:  # unreachable, failing, or an alias move undone
         return _registry_down(writer, spec, error)
+    desired = registry.desired
     _registry_up(writer, spec, uri, desired)
     try:
         view = read_deployment(clients.apps, namespace, spec.deployment, spec.container)
@@ -237,4 +301,9 @@ def run_cycle(clients: Clients, namespace: str, name: str) -> CycleResult:
         writer.condition(c.COND_DEPLOYMENT, False, reason, str(error))
         return _stop_on_error(writer, reason, error, spec.poll_seconds, aliasVersion=desired)
     writer.condition(c.COND_DEPLOYMENT, True, "Found", f"Deployment {spec.deployment!r}")
-    return _act(clients, writer, spec, desired, view)
+    try:
+        return _act(clients, writer, spec, registry, view)
+    except RegistryEntryMissing as error:  # e.g. the canary's version was deleted
+        return _stop_on_error(writer, c.REASON_MODEL_MISSING, error, spec.poll_seconds)
+    except RegistryError as error:  # the registry failed while a canary was recorded
+        return _registry_down(writer, spec, error)

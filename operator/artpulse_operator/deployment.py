@@ -6,9 +6,10 @@ and ``patch_deployment`` are the only calls to the API server.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from kubernetes import client as k8s
@@ -16,7 +17,13 @@ from kubernetes.client.exceptions import ApiException
 
 from artpulse_contract.constants import MODEL_URI_ENV
 from artpulse_contract.registry.uris import pinned_version
-from artpulse_operator.constants import MODEL_VERSION_ANNOTATION, PROGRESS_DEADLINE_EXCEEDED
+from artpulse_operator.constants import (
+    MODEL_VERSION_ANNOTATION,
+    PROGRESS_DEADLINE_EXCEEDED,
+    STRATEGY_CANARY,
+    STRATEGY_RECREATE,
+    STRATEGY_ROLLING,
+)
 
 STRATEGIC_MERGE = "application/strategic-merge-patch+json"
 
@@ -43,6 +50,12 @@ class DeploymentView:
     deadline_exceeded: bool
     """The latest rollout stalled: ``Progressing=False`` with ``ProgressDeadlineExceeded``."""
     progress_message: str
+    replicas: int = 1
+    """``spec.replicas``: what its owner (or an autoscaler) asks for."""
+    strategy_type: str = "RollingUpdate"
+    """``spec.strategy.type``: ``RollingUpdate`` or ``Recreate``."""
+    body: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    """The Deployment as the API returned it (a canary copies its template)."""
 
     @property
     def model_uri(self) -> str | None:
@@ -102,6 +115,7 @@ def view_deployment(body: Mapping[str, Any], container: str) -> DeploymentView:
     env = [e for e in match[0].get("env") or [] if e.get("name") == MODEL_URI_ENV]
     annotations = (template.get("metadata") or {}).get("annotations") or {}
     complete, exceeded, progress_message = _rollout_state(body)
+    spec = body.get("spec") or {}
     return DeploymentView(
         name=str(meta.get("name")),
         env_entry=dict(env[0]) if env else None,
@@ -109,6 +123,9 @@ def view_deployment(body: Mapping[str, Any], container: str) -> DeploymentView:
         complete=complete,
         deadline_exceeded=exceeded,
         progress_message=progress_message,
+        replicas=int(spec.get("replicas", 1)),
+        strategy_type=str((spec.get("strategy") or {}).get("type") or "RollingUpdate"),
+        body=body,
     )
 
 
@@ -125,10 +142,53 @@ def _template_patch(
     }
 
 
+def pin_entry(model_uri: str) -> dict[str, Any]:
+    """The container's env entry pinning ``model_uri`` (and clearing a ``valueFrom``)."""
+    return {"name": MODEL_URI_ENV, "value": model_uri, "valueFrom": None}
+
+
 def pin_patch(container: str, model_uri: str, version: str) -> dict[str, Any]:
     """Strategic-merge patch setting the container's model URI and the version annotation."""
-    entry = {"name": MODEL_URI_ENV, "value": model_uri, "valueFrom": None}
-    return _template_patch(container, entry, version)
+    return _template_patch(container, pin_entry(model_uri), version)
+
+
+def pinned_template(
+    template: Mapping[str, Any], container: str, model_uri: str, version: str
+) -> dict[str, Any]:
+    """A copy of a pod ``template`` with ``pin_patch``'s env entry and annotation applied."""
+    pinned = copy.deepcopy(dict(template))
+    metadata = pinned.setdefault("metadata", {})
+    annotations = dict(metadata.get("annotations") or {})
+    metadata["annotations"] = {**annotations, MODEL_VERSION_ANNOTATION: version}
+    entry = {key: value for key, value in pin_entry(model_uri).items() if value is not None}
+    for spec in (pinned.get("spec") or {}).get("containers") or []:
+        if spec.get("name") == container:
+            others = [e for e in spec.get("env") or [] if e.get("name") != MODEL_URI_ENV]
+            spec["env"] = [*others, entry]
+    return pinned
+
+
+STRATEGY_TYPES = {
+    STRATEGY_RECREATE: "Recreate",
+    STRATEGY_ROLLING: "RollingUpdate",
+    STRATEGY_CANARY: "RollingUpdate",
+}
+"""The Deployment strategy type each rollout strategy rolls the serving Deployment with."""
+
+
+def strategy_patch(rollout_strategy: str, view: DeploymentView) -> dict[str, Any]:
+    """The part of a pin that sets the Deployment's strategy type, when it differs.
+
+    ``Recreate`` stops every old pod before new ones start; ``Rolling`` (and a canary's final
+    step) roll as the Deployment's ``rollingUpdate`` says. Empty when nothing changes, so a
+    Deployment already of the right type keeps its own settings.
+    """
+    wanted = STRATEGY_TYPES[rollout_strategy]
+    if view.strategy_type == wanted:
+        return {}
+    # A Recreate Deployment must not keep rollingUpdate parameters (the API refuses them).
+    strategy = {"type": wanted, "rollingUpdate": None} if wanted == "Recreate" else {"type": wanted}
+    return {"spec": {"strategy": strategy}}
 
 
 def restore_patch(

@@ -13,7 +13,12 @@ from typing import Any
 
 from artpulse_contract.registry.uris import pinned_uri
 from artpulse_operator import constants as c
-from artpulse_operator.deployment import DeploymentView, pin_patch, restore_patch
+from artpulse_operator.deployment import (
+    DeploymentView,
+    pin_patch,
+    restore_patch,
+    strategy_patch,
+)
 from artpulse_operator.spec import ModelSpec
 
 
@@ -173,11 +178,16 @@ def _pin(
         rollout = Rollout(desired, previous, view.env_entry, now)
     was = f"version {rollout.previous_version}" if rollout.previous_version else "unpinned"
     message = f"pinning Deployment {view.name!r} to {uri} (was {was})"
+    patch = pin_patch(spec.container, uri, desired)
+    strategy = strategy_patch(spec.rollout.strategy, view)
+    if strategy:
+        patch["spec"].update(strategy["spec"])
+        message += f" with strategy {strategy['spec']['strategy']['type']}"
     return Decision(
         c.PHASE_ROLLING_OUT,
         message,
         replace(memory, rollout=rollout),
-        patch=pin_patch(spec.container, uri, desired),
+        patch=patch,
         events=(*events, Event("Normal", c.REASON_ROLLOUT, message)),
     )
 

@@ -1,14 +1,18 @@
-"""The ArtPulseModel spec as a typed object, validated beyond what the CRD schema can say."""
+"""The ArtPulseModel spec as a typed object, validated beyond what the CRD schema can say
+(``spec.rollout`` in ``rollout_spec``)."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from artpulse_contract.constants import ALIAS_CHAMPION, MODEL_NAME
 from artpulse_operator.constants import DEFAULT_CONTAINER, DEFAULT_DEPLOYMENT, DEFAULT_POLL_SECONDS
+from artpulse_operator.errors import InvalidSpec
+from artpulse_operator.rollout_spec import RolloutSpec, parse_rollout
 
 MAX_POLL_SECONDS = 3600
 _ALIAS_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
@@ -16,10 +20,6 @@ _RESERVED_ALIAS = re.compile(r"^(latest|v[0-9]+)$", re.IGNORECASE)
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 _URI_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
-
-
-class InvalidSpec(ValueError):
-    """The resource's spec cannot be acted on; the message names the field and the bad value."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +35,14 @@ class ModelSpec:
     poll_seconds: int
     rollback_on_failure: bool
     paused: bool
+    rollout: RolloutSpec = field(default_factory=RolloutSpec)
+
+    def target_key(self) -> str:
+        """A short digest of what a canary is of: model, alias, registry, Deployment and
+        container (a change cancels the canary)."""
+        parts = (self.model_name, self.alias, self.tracking_uri or "", self.deployment)
+        text = "\n".join((*parts, self.container))
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _optional_text(spec: Mapping[str, Any], key: str, where: str = "spec") -> str | None:
@@ -113,4 +121,5 @@ def parse_spec(spec: Mapping[str, Any]) -> ModelSpec:
         poll_seconds=_poll_seconds(spec.get("pollIntervalSeconds", DEFAULT_POLL_SECONDS)),
         rollback_on_failure=_flag(spec, "rollbackOnFailure", True),
         paused=_flag(spec, "paused", False),
+        rollout=parse_rollout(spec.get("rollout")),
     )

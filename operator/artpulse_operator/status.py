@@ -7,9 +7,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 
-def now_iso() -> str:
-    """The current UTC time as Kubernetes writes it (RFC 3339, seconds, ``Z``)."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+def now_iso(*, precise: bool = False) -> str:
+    """The current UTC time as Kubernetes writes it (RFC 3339, ``Z``): whole seconds, or
+    microseconds when ``precise`` (a canary's step windows start exactly)."""
+    pattern = "%Y-%m-%dT%H:%M:%S.%fZ" if precise else "%Y-%m-%dT%H:%M:%SZ"
+    return datetime.now(UTC).strftime(pattern)
+
+
+def parse_iso(text: str) -> datetime:
+    """An RFC 3339 time written by ``now_iso`` (either form) as an aware datetime."""
+    return datetime.fromisoformat(text).astimezone(UTC)
 
 
 def find_condition(conditions: Sequence[Mapping[str, Any]], kind: str) -> Mapping[str, Any] | None:

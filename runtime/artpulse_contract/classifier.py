@@ -3,12 +3,18 @@ labels and class probabilities in the contract's label order.
 
 The pyfunc scores through the estimator's ``Scorer`` (``artpulse_contract.scoring``: the
 numpy path of a linear model, the label order) and records the ``FeatureMode`` its features
-were computed in; a model pickled before the record existed is ``EXACT``. Pickles hold the
-estimator and the mode; the scorer is derived again when loaded.
+were computed in.
+
+Nothing is pickled: the estimator is stored with skops under an allow-list
+(``artpulse_contract.estimator_store``), the scorer as plain arrays, and the pyfunc itself is
+logged as code (MLflow's models-from-code, ``artpulse_contract.pyfunc_model``), loading both
+in ``load_context``. Versions logged before (cloudpickle, or skops without a scorer) still
+load, as ``EXACT``.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,7 +27,8 @@ from artpulse_contract.constants import (
     PROBABILITY_COLUMN_PREFIX,
     FeatureMode,
 )
-from artpulse_contract.scoring import Scorer
+from artpulse_contract.estimator_store import ESTIMATOR_ARTIFACT
+from artpulse_contract.scoring import SCORER_ARTIFACT, Scorer, load_scorer
 
 PROBABILITY_COLUMNS = tuple(f"{PROBABILITY_COLUMN_PREFIX}{label}" for label in LABELS)
 
@@ -44,29 +51,55 @@ def as_feature_matrix(rows: Any) -> np.ndarray:
 
 
 class ArtPulseClassifier(PythonModel):
-    """Pyfunc wrapper: feature rows in, a label and one probability per label out."""
+    """Pyfunc wrapper: feature rows in, a label and one probability per label out.
 
-    def __init__(self, estimator: Any, feature_mode: FeatureMode = FeatureMode.EXACT) -> None:
-        """Wrap ``estimator``, fitted on features computed in ``feature_mode``."""
+    Made with the fitted estimator and its feature mode (training), or without them and given
+    its scorer by MLflow's ``load_context`` from the model's artifacts (a logged model being
+    loaded).
+    """
+
+    def __init__(self, estimator: Any = None, feature_mode: FeatureMode = FeatureMode.EXACT):
+        """Wrap ``estimator``, fitted on features computed in ``feature_mode`` (or nothing yet,
+        for a logged model's ``load_context`` to fill)."""
         self.estimator = estimator
-        self.scorer = Scorer.of(estimator, feature_mode)
+        self.scorer: Scorer | None = (
+            None if estimator is None else Scorer.of(estimator, feature_mode)
+        )
+
+    def load_context(self, context: Any) -> None:
+        """Load the scorer from the model's artifacts (models logged as code)."""
+        if self.scorer is None:
+            artifacts = context.artifacts
+            scorer_file = artifacts.get(SCORER_ARTIFACT)
+            self.scorer = load_scorer(
+                Path(artifacts[ESTIMATOR_ARTIFACT]), Path(scorer_file) if scorer_file else None
+            )
+            self.estimator = self.scorer.estimator  # None for a linear scorer: not needed
+
+    def __getstate__(self) -> dict[str, Any]:
+        # The form versions logged before skops were pickled in: the estimator only.
+        return {"estimator": self.estimator}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # Those versions predate feature modes: EXACT.
+        self.estimator = state["estimator"]
+        self.scorer = Scorer.of(self.estimator)
 
     @property
     def feature_mode(self) -> FeatureMode:
         """How the estimator's features were computed from images."""
-        return self.scorer.feature_mode
+        return self.loaded_scorer.feature_mode
 
-    def __getstate__(self) -> dict[str, Any]:
-        # The estimator and the mode are stored; the scorer is derived again when loaded.
-        return {"estimator": self.estimator, "feature_mode": self.feature_mode.value}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.estimator = state["estimator"]
-        self.scorer = Scorer.of(self.estimator, state.get("feature_mode", FeatureMode.EXACT))
+    @property
+    def loaded_scorer(self) -> Scorer:
+        """The scorer (``RuntimeError`` before ``load_context`` has loaded it)."""
+        if self.scorer is None:
+            raise RuntimeError("the classifier has no estimator yet (load_context loads it)")
+        return self.scorer
 
     def predict_proba(self, features: np.ndarray) -> np.ndarray:
         """Class probabilities, shape (N, 5), columns in ``LABELS`` order."""
-        return self.scorer.predict_proba(features)
+        return self.loaded_scorer.predict_proba(features)
 
     def predict(
         self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None

@@ -49,14 +49,12 @@ PROBABILITY_COLUMN_PREFIX: Final = "proba_"
 TRAINING_EXPERIMENT: Final = "training"
 DRIFT_EXPERIMENT: Final = "drift"
 PROMOTION_EXPERIMENT: Final = "promotion"
-"""MLflow experiments of training runs, drift checks and promotions or rollbacks."""
+ROLLOUT_EXPERIMENT: Final = "rollout"
+"""MLflow experiments of training runs, drift checks, promotions or rollbacks, and canary
+rollouts (the operator's)."""
 
 REFERENCE_STATS_ARTIFACT: Final = "reference_stats.json"
 HOLDOUT_ARTIFACT: Final = "evaluation/holdout.npz"
-SCORER_ARTIFACT: Final = "artifacts/scorer.pkl"
-"""Inside a logged model's folder: its ``Scorer`` (pickled), what a server loads instead of the
-pyfunc (no MLflow or pandas needed to unpickle it; versions registered before it existed load
-through the pyfunc)."""
 DRIFT_REPORT_JSON: Final = "drift_report.json"
 DRIFT_REPORT_HTML: Final = "drift_report.html"
 

@@ -2,8 +2,9 @@
 
 A ``Scorer`` is the estimator reduced to its serving path, without MLflow or pandas, so a
 server can load it without importing either (see ``artpulse_runtime.loading``). Training
-stores one next to the pyfunc of every version (``SCORER_ARTIFACT``); the pyfunc
-(``artpulse_contract.classifier``) scores through the same object.
+stores one next to the estimator of every version (``SCORER_ARTIFACT``, an ``.npz`` of plain
+arrays read with ``allow_pickle=False``); the pyfunc (``artpulse_contract.classifier``) scores
+through the same object.
 
 The estimator is fitted on class indices (positions in ``LABELS``). A training set may lack
 some labels; their probability columns are then zero.
@@ -12,18 +13,25 @@ The linear candidate gets a numpy path: scikit-learn's ``Pipeline.predict_proba`
 0.4-0.6 ms per call on input validation and dispatch, most of a linear model's cost on the
 serving hot path. For a ``StandardScaler -> LogisticRegression`` pipeline with a softmax over
 three or more classes the same probabilities are ``softmax(x @ W.T + b)`` with the scaler
-folded into ``W`` and ``b`` (``LinearSoftmax``); its scorer holds only those arrays, so
-loading it does not import scikit-learn either.
+folded into ``W`` and ``b`` (``LinearSoftmax``); its scorer file holds those arrays, so
+loading it imports neither skops nor scikit-learn. Other estimators load from their skops
+file (``estimator_store``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from artpulse_contract.constants import LABELS, FeatureMode
+from artpulse_contract.estimator_store import load_estimator
+
+SCORER_ARTIFACT = "scorer"
+"""The logged model's artifact holding its ``Scorer`` (``scorer.npz``). Versions logged
+before it existed have none: they are ``EXACT`` and score through their estimator."""
 
 
 @dataclass(frozen=True)
@@ -101,3 +109,37 @@ class Scorer:
         probabilities = np.zeros((features.shape[0], len(LABELS)), dtype=np.float32)
         probabilities[:, self.classes] = raw
         return probabilities
+
+    def save(self, path: Path) -> Path:
+        """Write the scorer's arrays and mode to ``path`` (an ``.npz``; the estimator of a
+        non-linear scorer is stored on its own, with skops)."""
+        arrays: dict[str, Any] = {
+            "classes": self.classes,
+            "feature_mode": np.array(self.feature_mode.value),
+        }
+        if self.linear is not None:
+            arrays |= {"weights": self.linear.weights, "intercept": self.linear.intercept}
+        with path.open("wb") as file:
+            np.savez(file, **arrays)
+        return path
+
+
+def load_scorer(estimator_file: Path, scorer_file: Path | None) -> Scorer:
+    """The scorer stored in ``scorer_file`` (its estimator, when it is not linear, read from
+    ``estimator_file``), or, without a scorer file, the ``EXACT`` scorer of the estimator.
+
+    Raises ``ValueError`` for a scorer file that is not one (``UntrustedEstimatorError``, a
+    ``ValueError``, for an estimator file holding types outside the allow-list).
+    """
+    if scorer_file is None:
+        return Scorer.of(load_estimator(estimator_file))
+    with np.load(scorer_file, allow_pickle=False) as stored:
+        names = set(stored.files)
+        if not {"classes", "feature_mode"} <= names:
+            raise ValueError(f"{scorer_file} lacks 'classes' or 'feature_mode': not a scorer")
+        classes = np.asarray(stored["classes"], dtype=np.int64)
+        mode = FeatureMode(str(stored["feature_mode"]))
+        if "weights" in names:
+            linear = LinearSoftmax(stored["weights"], stored["intercept"])
+            return Scorer(classes=classes, feature_mode=mode, linear=linear)
+    return Scorer(classes=classes, feature_mode=mode, estimator=load_estimator(estimator_file))

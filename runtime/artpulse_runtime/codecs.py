@@ -1,8 +1,9 @@
 """V2 request decoding for the ``artpulse-classifier`` model: one codec type per input.
 
 A request carries exactly one input: ``image`` (``ImageCodec``: BYTES [N]; raw bytes over
-gRPC, base64 strings over REST, decoded here) or ``features`` (``FeatureCodec``: FP32 [N, 5]),
-within ``RequestLimits``. Each codec owns its input's decoding and validation; every problem
+gRPC, base64 strings over REST, decoded here) or ``features`` (``FeatureCodec``: FP32 [N, 5];
+FP64 and FP16 rows are converted), within ``RequestLimits``. Each codec owns its input's
+decoding and validation; every problem
 raises ``InvalidInputError`` (MLServer's ``InferenceError``, a 400 / INVALID_ARGUMENT) naming
 the input and the problem, with the ``refusals`` reason it is counted under.
 """
@@ -34,6 +35,16 @@ _EXPECTED_ONE_INPUT = (
     f"send exactly one of {INPUT_IMAGE!r} (BYTES [N], encoded images) or "
     f"{INPUT_FEATURES!r} (FP32 [N, {len(FEATURE_NAMES)}])"
 )
+
+BASE64_CONTENT_TYPE = "base64"
+"""An input's ``content_type`` parameter saying its BYTES elements are base64 text."""
+
+FEATURE_DATATYPES: dict[str, type[np.floating[Any]]] = {
+    "FP32": np.float32,
+    "FP64": np.float64,
+    "FP16": np.float16,
+}
+"""Datatypes ``features`` is accepted in; FP64 and FP16 rows are converted to FP32."""
 
 
 class InvalidInputError(InferenceError):
@@ -88,9 +99,10 @@ def _within(name: str, count: int, unit: str, limit: int, reason: str) -> None:
 class ImageCodec:
     """``image``: BYTES [N] (or [N, 1]) -> the N encoded images, as bytes.
 
-    Over gRPC the elements are the files' bytes; over REST they are strict base64 strings
-    (RFC 4648, padded, no line breaks), decoded here, each checked against the byte limit
-    before it is decoded.
+    Over gRPC the elements are the files' bytes (or base64 text, when the input's
+    ``content_type`` parameter says ``base64``); over REST they are strict base64 strings
+    (RFC 4648, padded, no line breaks). Base64 is decoded here, each element checked against
+    the byte limit before it is decoded.
     """
 
     def __init__(self, limits: RequestLimits) -> None:
@@ -117,12 +129,14 @@ class ImageCodec:
             raise InvalidInputError(
                 f"input {INPUT_IMAGE!r} declares shape {shape} but holds {len(items)} element(s)"
             )
-        return [self._element(item, index) for index, item in enumerate(items)]
+        parameters = request_input.parameters
+        base64_bytes = parameters is not None and parameters.content_type == BASE64_CONTENT_TYPE
+        return [self._element(item, index, base64_bytes) for index, item in enumerate(items)]
 
-    def _element(self, item: object, index: int) -> bytes:
-        if isinstance(item, bytes):
+    def _element(self, item: object, index: int, base64_bytes: bool) -> bytes:
+        if isinstance(item, bytes) and not base64_bytes:
             return item
-        if not isinstance(item, str):
+        if not isinstance(item, str | bytes):
             raise InvalidInputError(
                 f"input {INPUT_IMAGE!r}[{index}] is a {type(item).__name__}; expected encoded "
                 "image bytes (gRPC) or a base64 string (REST)"
@@ -143,14 +157,15 @@ class ImageCodec:
             return binascii.a2b_base64(item, strict_mode=True)
         except (binascii.Error, ValueError) as exc:
             raise InvalidInputError(
-                f"input {INPUT_IMAGE!r}[{index}]: invalid base64 ({exc}); over REST send each "
-                "image as standard base64 (RFC 4648, with padding, no line breaks)",
+                f"input {INPUT_IMAGE!r}[{index}]: invalid base64 ({exc}); send each image as "
+                "standard base64 (RFC 4648, with padding, no line breaks)",
                 decode_failure=DECODE_FAILURE_BASE64,
             ) from exc
 
 
 class FeatureCodec:
-    """``features``: FP32 [N, 5] -> an (N, 5) float32 array, every value finite in [0, 1]."""
+    """``features``: FP32 [N, 5] (or FP64, FP16) -> an (N, 5) float32 array, every value, as
+    sent, finite and in [0, 1]."""
 
     def __init__(self, limits: RequestLimits) -> None:
         """A codec refusing more than ``limits.max_rows`` rows."""
@@ -159,10 +174,12 @@ class FeatureCodec:
     def decode(self, request_input: RequestInput) -> np.ndarray:
         """The feature rows of the input, or InvalidInputError naming the bad value."""
         width, shape = len(FEATURE_NAMES), list(request_input.shape)
-        if request_input.datatype != "FP32":
+        dtype = FEATURE_DATATYPES.get(request_input.datatype)
+        if dtype is None:
             raise InvalidInputError(
                 f"input {INPUT_FEATURES!r} has datatype {request_input.datatype}; expected "
-                f"FP32 [N, {width}]"
+                f"FP32 [N, {width}] (FP64 and FP16 are converted; integer and boolean types "
+                "are refused: every feature is a fraction in [0, 1])"
             )
         if len(shape) != 2 or shape[1] != width or shape[0] < 1:
             raise InvalidInputError(
@@ -170,12 +187,7 @@ class FeatureCodec:
                 f"columns {list(FEATURE_NAMES)}"
             )
         _within(INPUT_FEATURES, shape[0], "rows", self._limits.max_rows, REASON_TOO_MANY_ROWS)
-        try:
-            values = np.asarray(_elements(request_input), dtype=np.float32).reshape(-1)
-        except (TypeError, ValueError) as exc:
-            raise InvalidInputError(
-                f"input {INPUT_FEATURES!r} holds values that are not numbers: {exc}"
-            ) from exc
+        values = self._values(_elements(request_input), dtype)
         if values.size != shape[0] * width:
             raise InvalidInputError(
                 f"input {INPUT_FEATURES!r} declares shape {shape} ({shape[0] * width} values) "
@@ -190,7 +202,21 @@ class FeatureCodec:
                 f"{float(rows[row, column]):g} is invalid; every feature is a finite number in "
                 f"[0, 1] ({len(bad)} bad value(s))"
             )
-        return rows
+        return rows.astype(np.float32, copy=False)
+
+    @staticmethod
+    def _values(data: Any, dtype: type[np.floating[Any]]) -> np.ndarray:
+        """The elements as a flat array of ``dtype`` (FP16 contents over gRPC are bytes:
+        MLServer carries them in ``bytes_contents``)."""
+        try:
+            items = data if isinstance(data, list) else [data]
+            if dtype is np.float16 and items and all(isinstance(i, bytes) for i in items):
+                return np.frombuffer(b"".join(items), dtype=np.dtype(dtype).newbyteorder("<"))
+            return np.asarray(items, dtype=dtype).reshape(-1)
+        except (TypeError, ValueError) as exc:
+            raise InvalidInputError(
+                f"input {INPUT_FEATURES!r} holds values that are not numbers: {exc}"
+            ) from exc
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,8 @@ at start-up the instance stays not-ready and retries in the background on the se
 backoff schedule until it loads. A start while another instance of the same model serves
 is a reload (MLServer's repository API): it retries a few times and then fails, so the
 instance already serving stays. A loaded instance has a decode pool, a batcher and, unless
-turned off, an event recorder whose figures are mirrored into the metrics.
+turned off, an event recorder whose figures are mirrored into the metrics and a writer of
+its serving outcomes (``outcome_tally``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import asyncio
 import atexit
 import contextlib
 import logging
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,10 +23,11 @@ from dataclasses import dataclass
 from mlserver.errors import MLServerError
 from mlserver.settings import ModelSettings
 
-from artpulse_contract.events import EventRecorder
+from artpulse_contract.events import EventRecorder, EventStore
 from artpulse_runtime.batching import FeatureBatcher
 from artpulse_runtime.extraction import ImageFeatureExtractor
 from artpulse_runtime.loading import LoadedModel, ModelLoadError, load_registered_model
+from artpulse_runtime.outcome_tally import OutcomeTally, OutcomeWriter
 from artpulse_runtime.runtime_settings import ServingSettings
 from artpulse_runtime.serving_metrics import RecorderGauges, ServingMetrics
 
@@ -35,6 +38,9 @@ BATCH_TIME_PARAMETER = "max_batch_time"
 """Keys of ``parameters.extra`` in model-settings.json configuring ArtPulse's batching."""
 
 METRICS_SYNC_SECONDS = 1.0
+
+STILL_LOADING = "it is still loading"
+"""Why an instance is not ready before its first load attempt has ended."""
 
 _SERVING: dict[str, int] = {}
 
@@ -72,6 +78,7 @@ class Serving:
     extractor: ImageFeatureExtractor
     batcher: FeatureBatcher
     recorder: EventRecorder | None
+    outcomes: OutcomeWriter | None = None
 
 
 class ModelLifecycle:
@@ -97,6 +104,8 @@ class ModelLifecycle:
             self.settings.decode_pixels_in_flight,
         )
         self.serving: Serving | None = None
+        self.load_problem: str | None = None
+        """Why the last load attempt failed (None once a load succeeded)."""
         self._tasks: list[asyncio.Task[None]] = []
         self._gauges: RecorderGauges | None = None
 
@@ -109,7 +118,8 @@ class ModelLifecycle:
         try:
             await self._attempt()
         except ModelLoadError as exc:
-            logger.error("model %r not ready: %s; retrying in the background", self.name, exc)
+            self.load_problem = f"{exc}; retrying in the background"
+            logger.error("model %r not ready: %s", self.name, self.load_problem)
             self._tasks.append(asyncio.create_task(self._retry_until_loaded()))
             return False
         return True
@@ -139,9 +149,8 @@ class ModelLifecycle:
             try:
                 await self._attempt()
             except Exception as exc:  # keep retrying whatever failed; the log says what
-                logger.error(
-                    "model %r still not ready (next try in %.1f s): %s", self.name, delay, exc
-                )
+                self.load_problem = f"{exc}; next try in {delay:.1f} s"
+                logger.error("model %r still not ready: %s", self.name, self.load_problem)
                 continue
             self._on_ready()
             return
@@ -159,7 +168,9 @@ class ModelLifecycle:
             max_batch_time=float(extra.get(BATCH_TIME_PARAMETER, 0.0)),
         )
         recorder = self._start_recorder() if settings.record_events else None
-        self.serving = Serving(loaded, self._extractor, batcher, recorder)
+        outcomes = self._start_outcomes() if settings.record_events else None
+        self.serving = Serving(loaded, self._extractor, batcher, recorder, outcomes)
+        self.load_problem = None
         mark_serving(self.name, True)
         logger.info(
             "model %r serves registry version %s of %r (from %s, loaded in %.2f s; %s features, "
@@ -190,6 +201,14 @@ class ModelLifecycle:
         self._tasks.append(asyncio.create_task(self._sync_event_metrics(self._gauges)))
         return recorder
 
+    def _start_outcomes(self) -> OutcomeWriter:
+        store = EventStore(self.settings.resolved_events_url)
+        writer = OutcomeWriter(
+            OutcomeTally(socket.gethostname()), store, self.settings.outcome_interval
+        )
+        writer.start()
+        return writer
+
     @staticmethod
     async def _sync_event_metrics(gauges: RecorderGauges) -> None:
         while True:
@@ -206,6 +225,8 @@ class ModelLifecycle:
         serving = self.serving
         if serving is not None:
             mark_serving(self.name, False)
+            if serving.outcomes is not None:
+                await serving.outcomes.close()
             if serving.recorder is not None:
                 await asyncio.to_thread(serving.recorder.close)
                 atexit.unregister(serving.recorder.close)

@@ -10,15 +10,18 @@ retries them on the contract's backoff schedule.
 
 from __future__ import annotations
 
-import pickle
 from dataclasses import dataclass
 
-from artpulse_contract.constants import SCORER_ARTIFACT, FeatureMode
+from artpulse_contract.constants import FeatureMode
+from artpulse_contract.estimator_store import ESTIMATOR_ARTIFACT
 from artpulse_contract.registry.uris import InvalidModelURI, parse_model_uri
-from artpulse_contract.scoring import Scorer
+from artpulse_contract.scoring import SCORER_ARTIFACT, Scorer, load_scorer
 from artpulse_runtime.fetching import FetchedModel, ModelLoadError, fetched
 
 __all__ = ["LoadedModel", "ModelLoadError", "load_registered_model"]
+
+MODEL_ARTIFACTS_FOLDER = "artifacts"
+"""Where MLflow puts a pyfunc's artifacts inside the logged model's folder."""
 
 
 @dataclass(frozen=True)
@@ -50,25 +53,24 @@ def _pyfunc_scorer(model: FetchedModel) -> Scorer:
             f"version {model.version} of {model.name!r} is a {type(classifier).__name__}, "
             "not an ArtPulseClassifier pyfunc"
         )
-    return classifier.scorer
+    return classifier.loaded_scorer
 
 
 def _scorer(model: FetchedModel) -> Scorer:
-    path = model.path / SCORER_ARTIFACT
-    if not path.is_file():
+    """The version's scorer from its artifacts (skops and plain arrays: nothing unpickled),
+    or through MLflow for a version pickled before (no estimator artifact)."""
+    artifacts = model.path / MODEL_ARTIFACTS_FOLDER
+    estimator_file = artifacts / f"{ESTIMATOR_ARTIFACT}.skops"
+    if not estimator_file.is_file():
         return _pyfunc_scorer(model)
+    scorer_file = artifacts / f"{SCORER_ARTIFACT}.npz"
     try:
-        scorer = pickle.loads(path.read_bytes())
-    except Exception as exc:  # a damaged or foreign file: whatever unpickling raises
+        return load_scorer(estimator_file, scorer_file if scorer_file.is_file() else None)
+    except Exception as exc:  # a damaged or foreign file: whatever reading it raises
         raise ModelLoadError(
-            f"version {model.version} of {model.name!r}: {SCORER_ARTIFACT} does not load: {exc}"
+            f"version {model.version} of {model.name!r}: its stored estimator or scorer does "
+            f"not load: {exc}"
         ) from exc
-    if not isinstance(scorer, Scorer):
-        raise ModelLoadError(
-            f"version {model.version} of {model.name!r}: {SCORER_ARTIFACT} holds a "
-            f"{type(scorer).__name__}, not a Scorer"
-        )
-    return scorer
 
 
 def load_registered_model(tracking_uri: str, uri: str) -> LoadedModel:

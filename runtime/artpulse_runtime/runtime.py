@@ -7,7 +7,8 @@ stopping are the ``lifecycle``'s; this class answers requests. One request is on
 feature rows (``imaging`` decodes, ``features`` computes), ``batching`` runs the model
 (``classifier``), ``events.model`` makes the event rows the recorder queues, and
 ``responses`` encodes the answer. A refused request is counted and logged in one line
-(``refusals``).
+(``refusals``); every request answered or failed is counted per model version
+(``outcome_tally``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import contextlib
 from datetime import UTC, datetime
 
 from mlserver import MLModel
-from mlserver.errors import ModelNotReady
+from mlserver.errors import MLServerError
 from mlserver.settings import ModelSettings
 from mlserver.types import InferenceRequest, InferenceResponse, MetadataModelResponse, Parameters
 
@@ -25,7 +26,7 @@ from artpulse_contract.constants import INPUT_IMAGE, LABELS
 from artpulse_contract.errors import BatchImageError
 from artpulse_contract.events import events_from_predictions
 from artpulse_runtime.codecs import InvalidInputError, RequestLimits, decode_request
-from artpulse_runtime.lifecycle import ModelLifecycle, Serving
+from artpulse_runtime.lifecycle import STILL_LOADING, ModelLifecycle, Serving
 from artpulse_runtime.refusals import record_refusal
 from artpulse_runtime.responses import encode_response
 from artpulse_runtime.serving_metrics import serving_metrics
@@ -36,6 +37,17 @@ UNLOAD_GRACE_SECONDS = 30.0
 FEATURE_MODE_PARAMETER = "feature_mode"
 """Metadata parameter naming the loaded model's ``FeatureMode`` (``exact`` or ``draft``): how
 a client computing its own feature rows should compute them."""
+
+ONE_OF_PARAMETER = "one_of"
+"""Metadata parameter (of the model and of each input) naming the inputs a request carries
+exactly one of, comma-separated."""
+
+
+class NotReadyError(MLServerError):
+    """A request reached an instance that serves nothing yet: 503, clients retry."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        super().__init__(f"model {name!r} is not ready: {reason}", status_code=503)
 
 
 class ArtPulseRuntime(MLModel):
@@ -57,16 +69,26 @@ class ArtPulseRuntime(MLModel):
     def _ready(self) -> None:
         self.ready = True
 
+    @property
+    def not_ready_reason(self) -> str | None:
+        """Why this instance serves nothing (the last load error), or None once it serves."""
+        lifecycle = self._lifecycle
+        if lifecycle is None:
+            return STILL_LOADING
+        return None if lifecycle.serving else lifecycle.load_problem or STILL_LOADING
+
     async def metadata(self) -> MetadataModelResponse:
         """The declared inputs and outputs, with the loaded registry version in ``versions``
-        and its feature mode in ``parameters``."""
+        and, in ``parameters``, the inputs a request carries exactly one of and the loaded
+        model's feature mode."""
         response: MetadataModelResponse = await super().metadata()
+        names = ",".join(tensor.name for tensor in self.settings.inputs or ())
+        parameters: dict[str, str] = {ONE_OF_PARAMETER: names}
         serving = self._lifecycle.serving if self._lifecycle else None
         if serving is not None:
             response.versions = [serving.loaded.version]
-            response.parameters = Parameters(
-                **{FEATURE_MODE_PARAMETER: serving.loaded.feature_mode.value}
-            )
+            parameters[FEATURE_MODE_PARAMETER] = serving.loaded.feature_mode.value
+        response.parameters = Parameters(**parameters)
         return response
 
     async def predict(self, payload: InferenceRequest) -> InferenceResponse:
@@ -74,11 +96,17 @@ class ArtPulseRuntime(MLModel):
         lifecycle = self._lifecycle
         serving = lifecycle.serving if lifecycle else None
         if lifecycle is None or serving is None:
-            raise ModelNotReady(self.name)
+            raise NotReadyError(self.name, self.not_ready_reason or STILL_LOADING)
         self._in_flight += 1
         self._idle.clear()
+        counted = (
+            contextlib.nullcontext()
+            if serving.outcomes is None
+            else serving.outcomes.tally.observe(serving.loaded.name, serving.loaded.version)
+        )
         try:
-            return await self._answer(payload, lifecycle.settings.request_limits, serving)
+            with counted:
+                return await self._answer(payload, lifecycle.settings.request_limits, serving)
         finally:
             self._in_flight -= 1
             if not self._in_flight:

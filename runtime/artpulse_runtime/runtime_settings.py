@@ -41,6 +41,10 @@ class ServingSettings(ArtPulseSettings):
     event_spool_max_bytes: int = Field(default=512 * 1024 * 1024, ge=0)
     """Largest size of the event spool, in bytes; 0 turns the spool off."""
 
+    outcome_interval: float = Field(default=5.0, gt=0.0)
+    """Seconds between writes of the serving outcomes (requests answered and failed, latency
+    histogram, per model version) to the event store; with ``record_events`` only."""
+
     max_image_bytes: int = Field(default=DecodeLimits.max_bytes, ge=1)
     """Largest accepted encoded image, in bytes."""
 

@@ -59,6 +59,14 @@ def parse_dockerfile(path: Path) -> list[Stage]:
     return stages
 
 
+def stage_named(stages: list[Stage], name: str) -> Stage:
+    """The stage ``FROM ... AS name``; ``KeyError`` naming it when there is none."""
+    for stage in stages:
+        if stage.name == name:
+            return stage
+    raise KeyError(f"no stage named {name!r}")
+
+
 def copy_sources(stage: Stage) -> list[tuple[str, str]]:
     """``(source, destination)`` of every COPY from the build context (not ``--from``)."""
     pairs: list[tuple[str, str]] = []

@@ -32,6 +32,8 @@ MAX_BYTES = 300_000
 """The served model's ``ARTPULSE_MAX_IMAGE_BYTES``."""
 MAX_PIXELS = 1_000_000
 """The served model's ``ARTPULSE_MAX_IMAGE_PIXELS``."""
+OUTCOME_INTERVAL = 0.5
+"""The served model's ``ARTPULSE_OUTCOME_INTERVAL``: serving outcomes written twice a second."""
 
 
 @contextmanager
@@ -91,7 +93,8 @@ class Served:
 
 @contextmanager
 def served_model(folder: Path) -> Iterator[Served]:
-    """Train a champion under ``folder`` and serve it, with image limits MAX_BYTES, MAX_PIXELS.
+    """Train a champion under ``folder`` and serve it, with image limits MAX_BYTES, MAX_PIXELS
+    and outcomes written every OUTCOME_INTERVAL seconds.
 
     The environment ``trained_settings`` sets is restored once the server runs (the server
     keeps its own copy), so a long-lived server does not leak it into other tests.
@@ -106,6 +109,7 @@ def served_model(folder: Path) -> Iterator[Served]:
             limits = {
                 "ARTPULSE_MAX_IMAGE_BYTES": str(MAX_BYTES),
                 "ARTPULSE_MAX_IMAGE_PIXELS": str(MAX_PIXELS),
+                "ARTPULSE_OUTCOME_INTERVAL": str(OUTCOME_INTERVAL),
             }
             server = stack.enter_context(server_on_free_ports(settings, env=limits))
         yield Served(settings, server, images, classifier, str(champion.version))

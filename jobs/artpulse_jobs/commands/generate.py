@@ -10,6 +10,7 @@ import click
 from artpulse_contract.constants import LABELS
 from artpulse_jobs.data.generate import DEFAULT_SIZE, generate_images
 from artpulse_jobs.data.styles import DEFAULT_VARIATION, Variation
+from artpulse_jobs.reporting import on_terminal
 
 
 @click.command("generate-images")
@@ -80,7 +81,7 @@ def generate_images_command(
         size=size,
         seed=seed,
         labels=labels or LABELS,
-        progress=True,
+        progress=on_terminal(),
         variation=variation,
         workers=workers,
     )

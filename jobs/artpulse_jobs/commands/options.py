@@ -1,5 +1,5 @@
-"""What several commands share on the command line: option sets, parameter types, and how
-a configuration error becomes one line.
+"""What several commands share on the command line: option sets, parameter types, where
+output goes (``--json``), and how a configuration error becomes one line.
 
 Defaults shown in help texts come from the settings and dataclasses that own them.
 """
@@ -7,18 +7,53 @@ Defaults shown in help texts come from the settings and dataclasses that own the
 from __future__ import annotations
 
 import dataclasses
+import json
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import click
+from mlflow.exceptions import MlflowException
 from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
 
-from artpulse_jobs.monitoring.drift import DriftResult, default_window, run_drift
+from artpulse_contract.events.engine import parse_url
+from artpulse_contract.network import connection_failure
+from artpulse_contract.registry.failures import classify
+from artpulse_contract.settings import ArtPulseSettings
+from artpulse_jobs.monitoring.drift import DriftError, DriftResult, default_window, run_drift
 from artpulse_jobs.monitoring.settings import MonitoringSettings
 from artpulse_jobs.monitoring.thresholds import DEFAULT_THRESHOLDS, DEFAULT_WINDOW_HOURS
 
 ENV_PREFIX = "ARTPULSE_"
+
+json_option = click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print one JSON document on stdout (schema: artpulse_jobs/schemas/); prose goes to "
+    "stderr.",
+)
+"""``--json``: the command's document on stdout, its prose on stderr."""
+
+
+class Output:
+    """Where a command writes: prose to stdout, or with ``--json`` the document to stdout and
+    the prose to stderr (so ``artpulse X --json | jq`` reads only JSON)."""
+
+    def __init__(self, as_json: bool) -> None:
+        """Output for a command run with (``as_json``) or without ``--json``."""
+        self.as_json = as_json
+
+    def say(self, text: str) -> None:
+        """Print prose: stdout, or stderr with ``--json``."""
+        click.echo(text, err=self.as_json)
+
+    def document(self, document: dict[str, Any]) -> None:
+        """Print ``document`` as JSON on stdout with ``--json``; nothing otherwise."""
+        if self.as_json:
+            click.echo(json.dumps(document, indent=2))
 
 
 class UTCDateTime(click.ParamType):
@@ -42,15 +77,34 @@ class UTCDateTime(click.ParamType):
         return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def one_line(error: ValidationError, *, settings: bool = False) -> str:
-    """A validation error on one line, naming each bad value (as its variable for settings)."""
+def one_line(
+    error: ValidationError, *, settings: bool = False, options: Mapping[str, str] | None = None
+) -> str:
+    """A validation error on one line, naming each bad value (as its variable for settings,
+    as its command-line option when ``options`` maps field names to them)."""
     problems = []
     for item in error.errors():
         name = ".".join(str(part) for part in item["loc"])
         if settings:
             name = f"{ENV_PREFIX}{name.upper()}"
+        elif options:
+            name = options.get(name, name)
         problems.append(f"{name}={item.get('input')!r}: {item['msg']}")
     return f"invalid {'setting' if settings else 'value'}: " + "; ".join(problems)
+
+
+def failure(error: Exception, action: str, settings: ArtPulseSettings) -> click.ClickException:
+    """The one-line error (exit 1) of a command that could not ``action``: the registry or
+    event store named with the cause when it could not be reached, else the error's first
+    line."""
+    if isinstance(error, MlflowException):
+        error = classify(error, uri=settings.resolved_tracking_uri, action=action)
+    elif isinstance(error, SQLAlchemyError) and connection_failure(error):
+        store = parse_url(settings.resolved_events_url).render_as_string(hide_password=True)
+        message = f"cannot reach the event store at {store}: {connection_failure(error)}"
+        return click.ClickException(message)
+    lines = str(error).strip().splitlines()
+    return click.ClickException(lines[0] if lines else type(error).__name__)
 
 
 def monitoring_settings() -> MonitoringSettings:
@@ -75,7 +129,7 @@ def drift_options(command: Any) -> Any:
         click.option("--until", type=UTCDateTime(), help="Window end (default: now)."),
         click.option(
             "--window-hours",
-            type=float,
+            type=click.FloatRange(min=0, min_open=True),
             help=f"Window length in hours [ARTPULSE_DRIFT_WINDOW_HOURS, {DEFAULT_WINDOW_HOURS:g}].",
         ),
         click.option(
@@ -115,28 +169,43 @@ def drift_options(command: Any) -> Any:
     return command
 
 
+def option_flag(parameter: str) -> str:
+    """The command-line flag of a click parameter name: ``psi_threshold`` -> ``--psi-threshold``."""
+    return "--" + parameter.replace("_", "-")
+
+
+THRESHOLD_OPTIONS = {
+    "min_events": "min_events",
+    "psi": "psi_threshold",
+    "ks_alpha": "ks_alpha",
+    "wasserstein_norm": "wasserstein_threshold",
+    "label_js": "label_js_threshold",
+}
+"""Drift threshold field -> the ``drift_options`` parameter that overrides it."""
+
+
 def run_drift_options(settings: MonitoringSettings, **options: Any) -> DriftResult:
     """Run the drift check with ``drift_options``' values over the settings' defaults."""
-    overrides = {
-        "min_events": options["min_events"],
-        "psi": options["psi_threshold"],
-        "ks_alpha": options["ks_alpha"],
-        "wasserstein_norm": options["wasserstein_threshold"],
-        "label_js": options["label_js_threshold"],
-    }
+    overrides = {field: options[option] for field, option in THRESHOLD_OPTIONS.items()}
     try:
         thresholds = dataclasses.replace(
             settings.drift_thresholds(), **{k: v for k, v in overrides.items() if v is not None}
         )
     except ValidationError as error:
-        raise click.ClickException(one_line(error)) from error
+        names = {
+            field: f"--{option.replace('_', '-')}" for field, option in THRESHOLD_OPTIONS.items()
+        }
+        raise click.UsageError(one_line(error, options=names)) from error
     hours = options["window_hours"]
-    window = default_window(
-        since=options["since"],
-        until=options["until"],
-        last_n=options["last_n"],
-        hours=settings.drift_window_hours if hours is None else hours,
-    )
+    try:
+        window = default_window(
+            since=options["since"],
+            until=options["until"],
+            last_n=options["last_n"],
+            hours=settings.drift_window_hours if hours is None else hours,
+        )
+    except DriftError as error:
+        raise click.UsageError(str(error)) from error
     return run_drift(
         settings,
         version=options["version"],

@@ -1,7 +1,7 @@
 """``artpulse promote`` and ``artpulse rollback``: move the ``champion`` alias, logged.
 
 Exit status of ``promote``: 0 promoted (or already champion), 3 refused by the gate, 1 error.
-``rollback``: 0 rolled back, 1 error (e.g. no ``previous-champion``).
+``rollback``: 0 rolled back, 1 error (e.g. no ``previous-champion``). Both: 2 invalid usage.
 """
 
 from __future__ import annotations
@@ -14,8 +14,16 @@ from mlflow.exceptions import MlflowException
 from pydantic import ValidationError
 
 from artpulse_contract.registry.failures import RegistryError
-from artpulse_jobs.commands.options import monitoring_settings, one_line
+from artpulse_jobs.commands.options import (
+    Output,
+    failure,
+    json_option,
+    monitoring_settings,
+    one_line,
+    option_flag,
+)
 from artpulse_jobs.data.datasets import DatasetError
+from artpulse_jobs.documents import promotion_document
 from artpulse_jobs.promotion.gate import GateError
 from artpulse_jobs.promotion.promote import PromotionError, promote, rollback
 from artpulse_jobs.promotion.rules import DEFAULT_GATE, GateConfig
@@ -31,14 +39,16 @@ ERRORS = (PromotionError, GateError, RegistryError, DatasetError, MlflowExceptio
 def _gate_config(
     settings_config: GateConfig, min_macro_f1: float | None, max_regression: float | None
 ) -> GateConfig:
-    """The settings' thresholds with the command line's over them."""
+    """The settings' thresholds with the command line's over them (a bad value is a usage
+    error naming its option)."""
     overrides = {"min_macro_f1": min_macro_f1, "max_regression": max_regression}
     try:
         return dataclasses.replace(
             settings_config, **{k: v for k, v in overrides.items() if v is not None}
         )
     except ValidationError as error:
-        raise click.ClickException(one_line(error)) from error
+        flags = {name: option_flag(name) for name in overrides}
+        raise click.UsageError(one_line(error, options=flags)) from error
 
 
 @click.command("promote")
@@ -59,6 +69,7 @@ def _gate_config(
     type=float,
     help=f"Allowed drop below the champion [{DEFAULT_GATE.max_regression}].",
 )
+@json_option
 @click.pass_context
 def promote_command(
     ctx: click.Context,
@@ -67,28 +78,36 @@ def promote_command(
     eval_dir: Path | None,
     min_macro_f1: float | None,
     max_regression: float | None,
+    as_json: bool,
 ) -> None:
     """Make a version champion if it passes the gate; the old champion becomes previous-champion.
 
-    Exit status 0: promoted or already champion; 3: refused by the gate; 1: error.
+    Exit status 0: promoted or already champion; 3: refused by the gate; 1: error; 2: invalid
+    usage.
     """
     settings = monitoring_settings()
     config = _gate_config(settings.gate_config(), min_macro_f1, max_regression)
     try:
         outcome = promote(settings, version=version, force=force, eval_dir=eval_dir, config=config)
     except ERRORS as error:
-        raise click.ClickException(str(error)) from error
-    click.echo(describe_promotion(outcome))
+        raise failure(error, "promote", settings) from error
+    output = Output(as_json)
+    output.document(promotion_document(outcome))
+    output.say(describe_promotion(outcome))
     if outcome.decision is not None and not outcome.decision.passed:
         ctx.exit(EXIT_REFUSED)
 
 
 @click.command("rollback")
 @click.option("--reason", default="manual rollback", show_default=True, help="Recorded why.")
-def rollback_command(reason: str) -> None:
+@json_option
+def rollback_command(reason: str, as_json: bool) -> None:
     """Point champion back at previous-champion and record why (exit 1 if there is none)."""
+    settings = monitoring_settings()
     try:
-        outcome = rollback(monitoring_settings(), reason=reason)
+        outcome = rollback(settings, reason=reason)
     except ERRORS as error:
-        raise click.ClickException(str(error)) from error
-    click.echo(describe_promotion(outcome))
+        raise failure(error, "roll back", settings) from error
+    output = Output(as_json)
+    output.document(promotion_document(outcome))
+    output.say(describe_promotion(outcome))

@@ -12,8 +12,10 @@ from mlflow.exceptions import MlflowException
 from artpulse_contract.constants import TRAINING_EXPERIMENT, FeatureMode
 from artpulse_contract.registry.failures import RegistryError
 from artpulse_contract.settings import ArtPulseSettings
+from artpulse_jobs.commands.options import Output, failure, json_option
 from artpulse_jobs.data.datasets import DatasetError
-from artpulse_jobs.reporting import format_training
+from artpulse_jobs.documents import training_document
+from artpulse_jobs.reporting import format_training, on_terminal
 from artpulse_jobs.training.candidates import CANDIDATES
 from artpulse_jobs.training.fitting import TrainingError
 from artpulse_jobs.training.train import TrainConfig, run_training
@@ -139,6 +141,7 @@ def _warn_about(dataset: dict[str, Any], dataset_dir: Path) -> None:
 @click.option(
     "--no-cache", is_flag=True, help="Decode every image again instead of using the feature cache."
 )
+@json_option
 def train_command(
     dataset_dir: Path,
     extra_dirs: tuple[Path, ...],
@@ -154,11 +157,13 @@ def train_command(
     tags: tuple[str, ...],
     workers: int | None,
     no_cache: bool,
+    as_json: bool,
 ) -> None:
     """Train every candidate on DATASET_DIR, log to MLflow and register the best model.
 
     The new version gets the alias `challenger`, and `champion` too when the model has none.
     Features are cached by image content in the state folder, so retraining is fast.
+    Exit status 0: registered; 1: error (dataset, training or registry); 2: invalid usage.
     """
     version_tags = _parse_tags(tags)
     config = TrainConfig(
@@ -173,19 +178,17 @@ def train_command(
         feature_mode=FeatureMode(feature_mode),
         min_per_label=min_per_label,
         workers=workers,
-        progress=True,
+        progress=on_terminal(),
         use_cache=not no_cache,
     )
     settings = ArtPulseSettings()
     start = time.perf_counter()
     try:
         result = run_training(settings, config, version_tags=version_tags, experiment=experiment)
-    except (DatasetError, TrainingError) as exc:
-        raise click.ClickException(str(exc)) from exc
-    except (MlflowException, RegistryError) as exc:
-        raise click.ClickException(
-            f"MLflow at {settings.resolved_tracking_uri} refused the run: {exc}"
-        ) from exc
+    except (DatasetError, TrainingError, MlflowException, RegistryError) as exc:
+        raise failure(exc, "log and register the training run", settings) from exc
     _warn_about(result.dataset, dataset_dir)
-    click.echo(format_training(result))
-    click.echo(f"done in {time.perf_counter() - start:.1f} s")
+    output = Output(as_json)
+    output.document(training_document(result))
+    output.say(format_training(result))
+    output.say(f"done in {time.perf_counter() - start:.1f} s")

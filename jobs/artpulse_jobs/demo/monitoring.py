@@ -21,7 +21,12 @@ from artpulse_jobs.monitoring.drift_report import VERDICT_DRIFT
 from artpulse_jobs.monitoring.retrain import retrain
 from artpulse_jobs.promotion.gate import GateError
 from artpulse_jobs.promotion.promote import PromotionError, promote
-from artpulse_jobs.reporting import describe_drift, describe_promotion, format_versions
+from artpulse_jobs.reporting import (
+    describe_drift,
+    describe_promotion,
+    format_counts,
+    format_versions,
+)
 from artpulse_jobs.serving.server import server_on_free_ports
 
 SHIFTED_LABELS = ("vibrant", "neo-pop")
@@ -50,7 +55,7 @@ def shifted_traffic_step(ctx: DemoContext) -> None:
         f"sent {len(paths)} images labelled {' and '.join(SHIFTED_LABELS)} from {folder} "
         f"in batches of {BATCH} to model version {answer.model_version}"
     )
-    click.echo(f"the server predicted: {dict(sorted(predicted.items()))}")
+    click.echo(f"the server predicted: {format_counts(predicted)}")
     click.echo("these images are labelled, so retraining can use them as new data")
 
 

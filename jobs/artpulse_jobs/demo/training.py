@@ -13,7 +13,7 @@ from artpulse_contract.registry.connection import client_for
 from artpulse_contract.registry.lookups import list_versions
 from artpulse_jobs.data.generate import generate_images
 from artpulse_jobs.demo.context import DemoContext
-from artpulse_jobs.reporting import format_training, format_versions
+from artpulse_jobs.reporting import format_training, format_versions, on_terminal
 from artpulse_jobs.training.train import TrainConfig, run_training
 
 
@@ -24,7 +24,7 @@ def _ensure_images(folder: Path, per_label: int, size: int, seed: int) -> str:
     if all(path.exists() for path in expected):
         return f"reusing {len(expected)} images in {folder}"
     start = time.perf_counter()
-    paths = generate_images(folder, per_label, size=size, seed=seed, progress=True)
+    paths = generate_images(folder, per_label, size=size, seed=seed, progress=on_terminal())
     return f"wrote {len(paths)} images to {folder} in {time.perf_counter() - start:.1f} s"
 
 
@@ -38,7 +38,7 @@ def generate_step(ctx: DemoContext) -> None:
 def train_step(ctx: DemoContext) -> None:
     """Train the candidates, log them to MLflow and register the best as a new version."""
     config = TrainConfig(
-        dataset_dir=ctx.dataset_dir, eval_dirs=[ctx.eval_dir], seed=ctx.seed, progress=True
+        dataset_dir=ctx.dataset_dir, eval_dirs=[ctx.eval_dir], seed=ctx.seed, progress=on_terminal()
     )
     result = run_training(ctx.settings, config, version_tags={tags.SOURCE: "demo"})
     ctx.results["train"] = result

@@ -27,13 +27,12 @@ from typing import Any
 import numpy as np
 
 from artpulse_contract.constants import FEATURE_NAMES, LABELS
+from artpulse_contract.label_stats import LabelAccumulator, label_tests, labels_differ
 from artpulse_jobs.monitoring.drift_stats import (
     GRID_BINS,
     FeatureAccumulator,
-    LabelAccumulator,
     adjust_p_values,
     ks_p_value,
-    label_tests,
     population_stability_index,
 )
 from artpulse_jobs.monitoring.thresholds import DriftThresholds
@@ -194,7 +193,7 @@ def _label_result(
             "reasons": ["no event has a known label"],
         }
     chi2, p_value, js = label_tests(ref_counts, current)
-    drifted = p_value < thresholds.label_alpha and js >= thresholds.label_js
+    drifted = labels_differ(p_value, js, thresholds.label_alpha, thresholds.label_js)
     reasons = [
         _versus("chi-square p", p_value, thresholds.label_alpha),
         _versus("Jensen-Shannon", js, thresholds.label_js),

@@ -11,20 +11,16 @@ reference, never on the number of events:
   and the report's histograms;
 - the sum, sum of squares, minimum and maximum.
 
-:class:`LabelAccumulator` counts predicted labels. The functions below turn those counts into
-statistics with scipy.
+The functions below turn those counts into statistics with scipy. Predicted labels are
+counted and compared by ``artpulse_contract.label_stats``, which canary analysis shares.
 """
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
 
 import numpy as np
 from scipy import stats
-from scipy.spatial import distance
-
-from artpulse_contract.constants import LABELS
 
 PSI_EPSILON = 1e-4
 """Proportion used in place of an empty bin, so the PSI logarithm stays finite."""
@@ -67,29 +63,6 @@ def ks_p_value(statistic: float, n_reference: int, n_current: int) -> float:
     m, n = sorted((float(n_reference), float(n_current)), reverse=True)
     effective = m * n / (m + n)
     return float(np.clip(stats.kstwo.sf(statistic, np.round(effective)), 0.0, 1.0))
-
-
-def label_tests(
-    reference_counts: np.ndarray, current_counts: np.ndarray
-) -> tuple[float, float, float]:
-    """Chi-square test of homogeneity between reference and current label counts.
-
-    A two-sample test (a 2 x labels contingency table), so the reference's own sampling noise
-    is accounted for; labels absent from both are left out. Returns ``(chi2, p_value,
-    jensen_shannon_distance)``; the distance uses base 2, so it lies in [0, 1].
-    """
-    table = np.vstack(
-        [np.asarray(reference_counts, dtype=np.float64), np.asarray(current_counts, np.float64)]
-    )
-    used = table.sum(axis=0) > 0
-    if used.sum() < 2:
-        chi2, p_value = 0.0, 1.0
-    else:
-        result = stats.chi2_contingency(table[:, used], correction=False)
-        chi2, p_value = float(result.statistic), float(result.pvalue)
-    proportions = table / table.sum(axis=1, keepdims=True)
-    js = distance.jensenshannon(proportions[0], proportions[1], base=2)
-    return chi2, p_value, float(js)
 
 
 GRID_EDGES = np.arange(1, GRID_BINS) / GRID_BINS
@@ -189,21 +162,3 @@ class FeatureAccumulator:
                 v_weights=np.diff(np.concatenate(([0.0], self.reference_cdf))),
             )
         )
-
-
-class LabelAccumulator:
-    """Streaming counts of predicted labels, in ``LABELS`` order, plus unknown labels."""
-
-    def __init__(self) -> None:
-        self.counts = np.zeros(len(LABELS), dtype=np.int64)
-        self.unknown = 0
-        self._index = {label: i for i, label in enumerate(LABELS)}
-
-    def update(self, labels: np.ndarray) -> None:
-        """Add a chunk of predicted labels (strings)."""
-        for value, count in Counter(np.asarray(labels).tolist()).items():
-            index = self._index.get(str(value))
-            if index is None:
-                self.unknown += count
-            else:
-                self.counts[index] += count

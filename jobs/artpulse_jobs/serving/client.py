@@ -3,12 +3,16 @@
 gRPC uses MLServer's own generated stubs (``mlserver.grpc.dataplane_pb2``); tritonclient's
 gRPC module registers the same protobuf symbols and cannot be imported alongside them.
 Every call takes an optional ``api_key``, sent as ``Authorization: Bearer <key>`` (REST)
-or ``authorization`` metadata (gRPC).
+or ``authorization`` metadata (gRPC). A server that cannot be reached raises
+``ServerUnreachableError`` naming the address and the cause within ``CONNECT_TIMEOUT``; a
+server that answers with an error raises ``PredictionError`` with its status and message.
 """
 
 from __future__ import annotations
 
 import base64
+import socket
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -29,17 +33,31 @@ from artpulse_contract.constants import (
     OUTPUT_LABEL,
     OUTPUT_PROBABILITIES,
 )
+from artpulse_contract.network import connection_failure
 
 DEFAULT_TIMEOUT = 30.0
+"""Seconds a server may take to answer one request."""
+CONNECT_TIMEOUT = 10.0
+"""Seconds to wait for a connection before the server counts as unreachable."""
 
 
 class PredictionError(RuntimeError):
-    """The server refused or failed a request; ``status`` is the HTTP status or gRPC code."""
+    """The server answered a request with an error; ``status`` is the HTTP status or gRPC
+    code, ``message`` the server's own words."""
 
     def __init__(self, status: str, message: str) -> None:
         super().__init__(f"{status}: {message}")
         self.status = status
         self.message = message
+
+
+class ServerUnreachableError(ConnectionError):
+    """No server answered at ``address``; ``cause`` says why (e.g. ``connection refused``)."""
+
+    def __init__(self, address: str, cause: str) -> None:
+        super().__init__(f"cannot reach the server at {address}: {cause}")
+        self.address = address
+        self.cause = cause
 
 
 @dataclass(frozen=True)
@@ -97,7 +115,13 @@ def auth_metadata(api_key: str | None) -> list[tuple[str, str]]:
 
 def _rest(http_url: str, body: dict[str, Any], timeout: float, api_key: str | None) -> Prediction:
     url = f"{http_url.rstrip('/')}/v2/models/{MODEL_NAME}/infer"
-    response = requests.post(url, json=body, timeout=timeout, headers=auth_headers(api_key))
+    try:
+        response = requests.post(
+            url, json=body, timeout=(CONNECT_TIMEOUT, timeout), headers=auth_headers(api_key)
+        )
+    except requests.RequestException as exc:
+        cause = connection_failure(exc) or f"{type(exc).__name__}: {exc}"
+        raise ServerUnreachableError(http_url, cause) from exc
     if response.status_code != 200:
         try:
             message = str(response.json().get("error") or response.json())
@@ -182,17 +206,50 @@ def prediction_from_grpc(answer: pb.ModelInferResponse) -> Prediction:
     )
 
 
+def _tcp_failure(grpc_target: str) -> str:
+    """Why nothing answers at ``host:port``, from one plain TCP connection attempt."""
+    host, _, port = grpc_target.rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT):
+            pass
+    except (OSError, ValueError) as exc:
+        return connection_failure(exc) or str(exc)
+    return f"no gRPC connection within {CONNECT_TIMEOUT:g} s (is it a gRPC port?)"
+
+
+def _connect(channel: grpc.Channel, grpc_target: str) -> None:
+    """Wait until ``channel`` is connected; ``ServerUnreachableError`` as soon as a connection
+    attempt fails (a refused connection fails at once), or after ``CONNECT_TIMEOUT``."""
+    settled = threading.Event()
+    states: list[grpc.ChannelConnectivity] = []
+
+    def note(state: grpc.ChannelConnectivity) -> None:
+        states.append(state)
+        if state in (grpc.ChannelConnectivity.READY, grpc.ChannelConnectivity.TRANSIENT_FAILURE):
+            settled.set()
+
+    channel.subscribe(note, try_to_connect=True)
+    try:
+        settled.wait(CONNECT_TIMEOUT)
+    finally:
+        channel.unsubscribe(note)
+    if grpc.ChannelConnectivity.READY not in states:
+        raise ServerUnreachableError(grpc_target, _tcp_failure(grpc_target))
+
+
 def infer_grpc(
     grpc_target: str,
     request: pb.ModelInferRequest,
     timeout: float = DEFAULT_TIMEOUT,
     api_key: str | None = None,
 ) -> Prediction:
-    """Send one gRPC ModelInfer request; raise PredictionError with the server's message."""
+    """Send one gRPC ModelInfer request; raise PredictionError with the server's message, or
+    ServerUnreachableError when no connection is made within ``CONNECT_TIMEOUT``."""
     with grpc.insecure_channel(
         grpc_target,
         options=[("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)],
     ) as channel:
+        _connect(channel, grpc_target)
         stub = pb_grpc.GRPCInferenceServiceStub(channel)
         try:
             answer = stub.ModelInfer(request, timeout=timeout, metadata=auth_metadata(api_key))

@@ -27,6 +27,7 @@ import requests
 import artpulse_runtime
 from artpulse_contract.constants import EVENTS_URL_ENV, MODEL_NAME, MODEL_URI_ENV, STATE_DIR_ENV
 from artpulse_contract.settings import ArtPulseSettings
+from artpulse_jobs.telemetry import telemetry_off_by_default
 
 SERVER_ENV_DEFAULTS: Mapping[str, str] = {
     "MLSERVER_PARALLEL_WORKERS": "0",
@@ -110,10 +111,12 @@ def server_environment(
     model_uri: str | None = None,
     overrides: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
-    """The environment of a server process: ``base`` + defaults + ArtPulse's resolved settings."""
+    """The environment of a server process: ``base`` + defaults (MLflow telemetry off among
+    them) + ArtPulse's resolved settings."""
     env = dict(base)
     for name, value in SERVER_ENV_DEFAULTS.items():
         env.setdefault(name, value)
+    telemetry_off_by_default(env)
     env[STATE_DIR_ENV] = str(settings.state_dir.resolve())
     env["MLFLOW_TRACKING_URI"] = settings.resolved_tracking_uri
     env[EVENTS_URL_ENV] = settings.resolved_events_url

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import pickle
+import importlib.util
 import tempfile
 from importlib.metadata import version as package_version
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import mlflow
@@ -16,19 +16,16 @@ from mlflow.models import infer_signature
 from mlflow.models.model import ModelInfo
 
 from artpulse_contract.classifier import ArtPulseClassifier
-from artpulse_contract.constants import (
-    ALIAS_CHALLENGER,
-    ALIAS_CHAMPION,
-    FEATURE_NAMES,
-    SCORER_ARTIFACT,
-    FeatureMode,
-)
+from artpulse_contract.constants import ALIAS_CHALLENGER, ALIAS_CHAMPION, FEATURE_NAMES, FeatureMode
+from artpulse_contract.estimator_store import ESTIMATOR_ARTIFACT, save_estimator
 from artpulse_contract.registry.lookups import version_for_alias
+from artpulse_contract.registry.tags import FEATURE_MODE
+from artpulse_contract.scoring import SCORER_ARTIFACT
 
 MODEL_ARTIFACT_NAME = "model"
 """Name of the logged model inside its run."""
 
-_REQUIRED_PACKAGES = ("mlflow", "scikit-learn", "numpy", "pandas", "cloudpickle", "pillow")
+_REQUIRED_PACKAGES = ("mlflow", "scikit-learn", "numpy", "pandas", "skops", "pillow")
 
 
 def pip_requirements() -> list[str]:
@@ -41,25 +38,40 @@ def pip_requirements() -> list[str]:
     return [f"{name}=={package_version(name)}" for name in _REQUIRED_PACKAGES]
 
 
+PYFUNC_MODULE = "artpulse_contract.pyfunc_model"
+"""The models-from-code file every logged model runs to load (found, never imported here:
+running it registers the model with MLflow)."""
+
+
+def pyfunc_code() -> Path:
+    """The file of ``PYFUNC_MODULE``."""
+    spec = importlib.util.find_spec(PYFUNC_MODULE)
+    if spec is None or spec.origin is None:
+        raise FileNotFoundError(f"{PYFUNC_MODULE} is not installed")
+    return Path(spec.origin)
+
+
 def log_classifier(
     estimator: Any, example_rows: np.ndarray, feature_mode: FeatureMode = FeatureMode.EXACT
 ) -> ModelInfo:
-    """Log ``estimator`` as an ``ArtPulseClassifier`` pyfunc in the active run, with its
-    ``Scorer`` beside it (``SCORER_ARTIFACT``) for servers.
+    """Log ``estimator`` as an ``ArtPulseClassifier`` pyfunc in the active run.
 
-    The signature and input example are taken from ``example_rows`` (feature rows, computed
-    in ``feature_mode``, which the pyfunc and the scorer record).
+    The pyfunc is logged as code, the estimator as a skops artifact and its ``Scorer`` as
+    plain arrays with the feature mode (see ``artpulse_contract.classifier``; the mode is also
+    in the model's metadata). The signature and input example are taken from
+    ``example_rows`` (feature rows, computed in ``feature_mode``).
     """
     model = ArtPulseClassifier(estimator, feature_mode)
     example = pd.DataFrame(example_rows.astype(np.float64), columns=list(FEATURE_NAMES))
     signature = infer_signature(example, model.predict(None, example))
-    with tempfile.TemporaryDirectory(prefix="artpulse-scorer-") as folder:
-        scorer = Path(folder) / PurePosixPath(SCORER_ARTIFACT).name
-        scorer.write_bytes(pickle.dumps(model.scorer, protocol=pickle.HIGHEST_PROTOCOL))
+    with tempfile.TemporaryDirectory() as folder:
+        stored = save_estimator(estimator, Path(folder) / f"{ESTIMATOR_ARTIFACT}.skops")
+        scorer = model.loaded_scorer.save(Path(folder) / f"{SCORER_ARTIFACT}.npz")
         return mlflow.pyfunc.log_model(
             name=MODEL_ARTIFACT_NAME,
-            python_model=model,
-            artifacts={scorer.stem: str(scorer)},
+            python_model=pyfunc_code(),
+            artifacts={ESTIMATOR_ARTIFACT: str(stored), SCORER_ARTIFACT: str(scorer)},
+            metadata={FEATURE_MODE: feature_mode.value},
             signature=signature,
             input_example=example,
             pip_requirements=pip_requirements(),

@@ -183,7 +183,7 @@ def _log_parent_run(
     plots: dict[str, Path],
     folder: Path,
 ) -> None:
-    """Log the training's tags, parameters, metrics and artifacts to the active run."""
+    """Log the training's tags, parameters and artifacts (its metrics follow the model)."""
     dataset = data.description
     mlflow.set_tags(
         {
@@ -207,7 +207,6 @@ def _log_parent_run(
             "skipped_files": len(dataset["skipped"]),
         }
     )
-    mlflow.log_metrics({**candidate_metrics(best), "skipped_files": len(dataset["skipped"])})
     mlflow.log_dict(dataset, DATASET_ARTIFACT)
     if data.evals:
         mlflow.log_dict({"eval_datasets": [e.describe() for e in data.evals]}, "eval_datasets.json")
@@ -255,6 +254,14 @@ def run_training(
             with _timed(timings, "model"):
                 info = log_classifier(
                     best.estimator, data.split.train_features[:3], config.feature_mode
+                )
+            with _timed(timings, "logging"):
+                # After the model, linked to it: logging the model copies the run's metrics
+                # logged so far onto it with the same key, step and timestamp, which a
+                # PostgreSQL backend store rejects as duplicate keys (metric_pk).
+                skipped = len(data.description["skipped"])
+                mlflow.log_metrics(
+                    {**candidate_metrics(best), "skipped_files": skipped}, model_id=info.model_id
                 )
             with _timed(timings, "register"):
                 version_tags = build_version_tags(

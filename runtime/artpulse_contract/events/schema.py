@@ -1,8 +1,11 @@
-"""The prediction event table (SQLAlchemy Core) and its idempotent, race-safe creation.
+"""The event store's tables (SQLAlchemy Core) and their idempotent, race-safe creation:
+``prediction_events`` (one row per prediction) and ``serving_outcomes`` (requests answered
+and failed per model version and period, see ``outcomes.py``).
 
 ``event_id`` (16 bytes, unique) makes writes idempotent: a batch written twice is stored
 once. Tables created before it existed get the column (NULL for their old rows, which the
-unique index allows) the first time a store opens them.
+unique index allows), and stores made before ``serving_outcomes`` existed get that table,
+the first time a store opens them.
 """
 
 from __future__ import annotations
@@ -87,6 +90,33 @@ sa.Index(
     prediction_events.c.id,
 )
 
+LATENCY_BOUNDS: tuple[float, ...] = tuple(0.0005 * 1.25**k for k in range(52))
+"""Upper bounds (seconds) of the finite latency buckets: 0.5 ms to about 54 s."""
+LATENCY_BUCKETS = len(LATENCY_BOUNDS) + 1
+"""The finite buckets and one for anything slower."""
+
+serving_outcomes = sa.Table(
+    "serving_outcomes",
+    metadata,
+    sa.Column("id", _id_type(), primary_key=True, autoincrement=True),
+    sa.Column("period_start", UTCDateTime(), nullable=False),
+    sa.Column("period_end", UTCDateTime(), nullable=False),
+    sa.Column("instance", sa.String(), nullable=False),
+    sa.Column("model_name", sa.String(), nullable=False),
+    sa.Column("model_version", sa.String(), nullable=False),
+    sa.Column("answered", sa.Integer(), nullable=False),
+    sa.Column("server_errors", sa.Integer(), nullable=False),
+    # LATENCY_BUCKETS little-endian uint32 counts of answered requests; see outcomes.py.
+    sa.Column("latency_counts", sa.LargeBinary(), nullable=False),
+)
+"""One row per serving process, model version and period (written every few seconds)."""
+
+sa.Index(
+    "ix_serving_outcomes_model_version",
+    serving_outcomes.c.model_version,
+    serving_outcomes.c.period_end,
+)
+
 FEATURE_COLUMNS: tuple[sa.Column[Any], ...] = tuple(prediction_events.c[n] for n in FEATURE_NAMES)
 """The feature columns, in ``FEATURE_NAMES`` order."""
 
@@ -107,8 +137,8 @@ def _add_missing_event_id(connection: Connection) -> None:
 
 
 def create_schema(connection: Connection) -> None:
-    """Create the table and its indexes if absent (or add ``event_id`` to an older table),
-    inside the caller's transaction.
+    """Create the tables and their indexes if absent (or add ``event_id`` to an older
+    prediction table), inside the caller's transaction.
 
     Safe when several processes start at once: ``IF NOT EXISTS`` on SQLite (DDL runs under
     its database write lock) and, on PostgreSQL, a transaction-scoped advisory lock, since
@@ -117,6 +147,8 @@ def create_schema(connection: Connection) -> None:
     if connection.dialect.name == "postgresql":
         connection.execute(sa.select(sa.func.pg_advisory_xact_lock(SCHEMA_LOCK_KEY)))
     connection.execute(CreateTable(prediction_events, if_not_exists=True))
+    connection.execute(CreateTable(serving_outcomes, if_not_exists=True))
     _add_missing_event_id(connection)
-    for index in sorted(prediction_events.indexes, key=lambda item: str(item.name)):
+    indexes = [*prediction_events.indexes, *serving_outcomes.indexes]
+    for index in sorted(indexes, key=lambda item: str(item.name)):
         connection.execute(CreateIndex(index, if_not_exists=True))

@@ -2,8 +2,9 @@
 
 Every process points MLflow at its registry through ``configure_tracking`` (jobs, from the
 settings) or ``use_registry`` (the runtime and the operator, per model or resource), and gets
-clients from ``client_for``. Long-running processes that retry with their own backoff call
-``limit_http_waits`` first.
+clients from ``client_for``. Every process bounds MLflow's waits (``limit_http_waits``): jobs
+through ``configure_tracking``, so an unreachable registry fails a command in one line within
+seconds; long-running processes, which retry with their own backoff, call it first.
 """
 
 from __future__ import annotations
@@ -33,28 +34,32 @@ def http_limits(timeout_seconds: int = DEFAULT_REQUEST_TIMEOUT_SECONDS) -> Mappi
 def limit_http_waits(timeout_seconds: int = DEFAULT_REQUEST_TIMEOUT_SECONDS) -> None:
     """Make MLflow's REST client give up after ``timeout_seconds`` and not retry by itself.
 
-    The server and the operator retry with their own backoff; MLflow's defaults (7 retries,
-    120 s timeout) would hide an unreachable registry behind minutes of one call. Variables
-    the environment already sets are kept.
+    MLflow's defaults (7 retries, 120 s timeout) hide an unreachable registry behind minutes
+    of one call (4 min 10 s for a refused connection); the server and the operator retry with
+    their own backoff, and a job fails at once (a CronJob is retried by Kubernetes).
+    Variables the environment already sets are kept.
     """
     for name, value in http_limits(timeout_seconds).items():
         os.environ.setdefault(name, value)
 
 
 def use_registry(uri: str) -> None:
-    """Point MLflow's fluent API (runs, ``models:/`` URIs) at the tracking and registry ``uri``."""
+    """Point MLflow's fluent API (runs, ``models:/`` URIs) at the tracking and registry ``uri``.
+
+    MLflow's artifact progress bars are off unless the environment turns them on: the
+    artifacts ArtPulse moves are small, and the bars fill logs that are not a terminal.
+    """
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
 
 
 def configure_tracking(settings: ArtPulseSettings) -> str:
-    """Point MLflow at the registry of ``settings`` and return its URI.
+    """Point MLflow at the registry of ``settings``, bound its waits, and return its URI.
 
     With the embedded default the state folder is created first, so SQLite can open its file.
-    MLflow's artifact-download progress bars are off unless the environment turns them on:
-    the artifacts ArtPulse reads are a few kilobytes, and the bars drown the commands' output.
     """
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    limit_http_waits()
     if settings.uses_embedded_store:
         settings.ensure_state_dir()
     uri = settings.resolved_tracking_uri
@@ -69,26 +74,32 @@ def client_for(uri: str | None = None) -> MlflowClient:
         return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
+def experiment_id(client: MlflowClient, name: str, artifact_location: str | None = None) -> str:
+    """Id of the experiment ``name`` in ``client``'s registry, created if missing (with
+    ``artifact_location``, or where the tracking server puts artifacts)."""
+    with registry_errors(client.tracking_uri, f"find or create the experiment {name!r}"):
+        existing = client.get_experiment_by_name(name)
+        if existing is not None:
+            return str(existing.experiment_id)
+        try:
+            return str(client.create_experiment(name, artifact_location=artifact_location))
+        except MlflowException:
+            # Another process created it between our lookup and our create.
+            created = client.get_experiment_by_name(name)
+            if created is None:
+                raise
+            return str(created.experiment_id)
+
+
 def ensure_experiment(settings: ArtPulseSettings, name: str) -> str:
     """Id of the experiment ``name`` in the configured registry, created if missing.
 
     In the embedded store its artifacts go under ``settings.artifacts_dir/<name>``; against a
     tracking server the server decides where artifacts live.
     """
-    client = client_for()
-    existing = client.get_experiment_by_name(name)
-    if existing is not None:
-        return str(existing.experiment_id)
     location = None
     if settings.uses_embedded_store:
         folder = settings.artifacts_dir / name
         folder.mkdir(parents=True, exist_ok=True)
         location = folder.as_uri()
-    try:
-        return str(client.create_experiment(name, artifact_location=location))
-    except MlflowException:
-        # Another process created it between our lookup and our create.
-        created = client.get_experiment_by_name(name)
-        if created is None:
-            raise
-        return str(created.experiment_id)
+    return experiment_id(client_for(), name, location)

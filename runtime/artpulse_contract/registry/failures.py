@@ -14,6 +14,8 @@ from contextlib import contextmanager
 import requests
 from mlflow.exceptions import MlflowException
 
+from artpulse_contract.network import causes, connection_failure
+
 NOT_FOUND_CODES = frozenset({"RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"})
 """MLflow error codes of a missing registered model or version."""
 
@@ -40,13 +42,6 @@ class RegistryEntryMissing(RegistryError, LookupError):
     """The registered model, version or alias asked for does not exist."""
 
 
-def _causes(error: BaseException) -> Iterator[BaseException]:
-    current: BaseException | None = error
-    while current is not None:
-        yield current
-        current = current.__cause__ or current.__context__
-
-
 def is_not_found(error: BaseException) -> bool:
     """True when ``error`` is MLflow saying a model, version or alias does not exist."""
     if not isinstance(error, MlflowException):
@@ -62,16 +57,21 @@ def is_unreachable(error: BaseException) -> bool:
     An ``MlflowException`` with no connection failure behind it is the registry answering
     with an error; anything else (network, SQL and file errors) means it could not answer.
     """
-    if any(isinstance(cause, _CONNECTION_FAILURES) for cause in _causes(error)):
+    if any(isinstance(cause, _CONNECTION_FAILURES) for cause in causes(error)):
         return True
     return not isinstance(error, MlflowException)
 
 
 def _detail(error: BaseException) -> str:
+    """One line: MLflow's message, the connection failure, or the root cause."""
     if isinstance(error, MlflowException) and not is_unreachable(error):
-        return error.message
-    root = list(_causes(error))[-1]
-    return f"{type(root).__name__}: {root}"
+        return error.message.splitlines()[0] if error.message else type(error).__name__
+    failure = connection_failure(error)
+    if failure is not None:
+        return failure
+    root = list(causes(error))[-1]
+    text = str(root).splitlines()[0] if str(root) else ""
+    return f"{type(root).__name__}: {text}" if text else type(root).__name__
 
 
 def classify(error: BaseException, *, uri: str, action: str) -> RegistryError:
@@ -80,7 +80,7 @@ def classify(error: BaseException, *, uri: str, action: str) -> RegistryError:
         return RegistryEntryMissing(f"{action}: {_detail(error)}")
     if is_unreachable(error):
         return RegistryUnavailable(
-            f"cannot reach the registry at {uri} to {action}: {_detail(error)}"
+            f"cannot reach the registry at {uri}: {_detail(error)} (trying to {action})"
         )
     return RegistryUnavailable(f"registry at {uri} failed to {action}: {_detail(error)}")
 

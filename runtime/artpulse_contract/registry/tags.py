@@ -62,9 +62,9 @@ ROLLBACK_REASON: Final = "artpulse.rollback.reason"
 ROLLBACK_RUN_ID: Final = "artpulse.rollback.run_id"
 ROLLBACK_RESTORED_BY: Final = "artpulse.rollback.restored_by"
 
-# On a promotion or rollback run.
+# On a promotion, rollback or canary rollout run.
 ACTION: Final = "artpulse.action"
-"""``promote`` or ``rollback``."""
+"""``promote`` or ``rollback`` (or ``canary``, on a rollout run)."""
 REASON: Final = "artpulse.reason"
 FORCED: Final = "artpulse.forced"
 CANDIDATE_VERSION: Final = "artpulse.candidate_version"
@@ -74,6 +74,24 @@ ALIASES_AFTER: Final = "artpulse.aliases_after"
 ERROR: Final = "artpulse.error"
 RESTORED: Final = "artpulse.restored"
 """Whether the aliases were restored after a failed move (with ``ERROR``)."""
+
+# A canary rollout by the operator, on the candidate version and on its run in ``rollout``.
+CANARY_OUTCOME: Final = "artpulse.canary.outcome"
+"""``promoted``, ``aborted`` (a regression) or ``cancelled`` (stopped without a verdict)."""
+CANARY_REASON: Final = "artpulse.canary.reason"
+"""Why it ended: the regression found, the passed analysis, or what cancelled it."""
+CANARY_RUN_ID: Final = "artpulse.canary.run_id"
+CANARY_FINISHED_AT: Final = "artpulse.canary.finished_at"
+CANARY_STABLE_VERSION: Final = "artpulse.canary.stable_version"
+"""The version the canary was compared with (the serving Deployment's)."""
+CANARY_SOURCE: Final = "artpulse.canary.source"
+"""``spec.version`` or ``challenger``: what asked for the canary."""
+CANARY_RESOURCE: Final = "artpulse.canary.resource"
+"""``<namespace>/<name>`` of the ArtPulseModel that ran it."""
+
+OUTCOME_PROMOTED: Final = "promoted"
+OUTCOME_ABORTED: Final = "aborted"
+OUTCOME_CANCELLED: Final = "cancelled"
 
 # On a drift run.
 DRIFT_VERDICT: Final = "artpulse.drift.verdict"

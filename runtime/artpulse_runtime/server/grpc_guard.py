@@ -1,11 +1,16 @@
-"""gRPC interceptor in front of MLServer's servicers: keys, methods, models, bounds, liveness.
+"""gRPC interceptor in front of MLServer's servicers: keys, methods, models, versions,
+bounds, liveness and readiness.
 
 Listed methods only (anything else, e.g. ``ModelStreamInfer``, is refused); health and
-readiness open; inference and metadata need an API key when keys are configured; the
-repository RPCs need an operator key. A ``ModelInfer`` message is held to the in-flight
-byte budget as soon as its bytes arrive, before protobuf parses them (a refused message
-costs no parsed copy), then checked for the model it names and its raw contents before
-MLServer decodes it.
+readiness open and answered here (``ModelReady`` is ``ready: false`` for a model that is
+loading or was unloaded, never an error); inference and metadata need an API key when keys
+are configured, and a ready model (``UNAVAILABLE`` otherwise); the repository RPCs need an
+operator key. A request naming the registry version served (``model_version``, ``version``)
+is passed on without it; another version is ``NOT_FOUND``. A ``ModelInfer`` message is held
+to the in-flight byte budget as soon as its bytes arrive, before protobuf parses them (a
+refused message costs no parsed copy), then checked for the model it names and its raw
+contents before MLServer decodes it. Metadata says what gRPC carries: an input that REST
+sends as base64 strings is raw bytes here (its ``content_type`` is dropped).
 """
 
 from __future__ import annotations
@@ -26,13 +31,14 @@ from artpulse_runtime.server.rest_routes import Access
 
 _INFERENCE = "/inference.GRPCInferenceService/"
 SERVER_LIVE = _INFERENCE + "ServerLive"
+SERVER_READY = _INFERENCE + "ServerReady"
 MODEL_READY = _INFERENCE + "ModelReady"
 MODEL_METADATA = _INFERENCE + "ModelMetadata"
 MODEL_INFER = _INFERENCE + "ModelInfer"
 
 METHODS: dict[str, Access] = {
     SERVER_LIVE: Access.OPEN,
-    _INFERENCE + "ServerReady": Access.OPEN,
+    SERVER_READY: Access.OPEN,
     MODEL_READY: Access.OPEN,
     _INFERENCE + "ServerMetadata": Access.CLIENT,
     MODEL_METADATA: Access.CLIENT,
@@ -46,6 +52,19 @@ METHODS: dict[str, Access] = {
 ``inference.model_repository.ModelRepositoryService`` is not registered at all)."""
 
 Behavior = Callable[[Any, aio.ServicerContext], Awaitable[Any]]
+
+BASE64 = "base64"
+"""The ``content_type`` of a BYTES input sent as base64 strings (REST JSON)."""
+
+
+def as_grpc_metadata(metadata: pb.ModelMetadataResponse) -> pb.ModelMetadataResponse:
+    """``metadata`` as gRPC carries it: BYTES inputs declared base64 (REST's encoding) are
+    raw bytes over gRPC, so their ``content_type`` is dropped."""
+    for tensor in metadata.inputs:
+        content_type = tensor.parameters.get("content_type")
+        if tensor.datatype == "BYTES" and content_type and content_type.string_param == BASE64:
+            del tensor.parameters["content_type"]
+    return metadata
 
 
 def _refusing(handler: grpc.RpcMethodHandler, refusal: Refusal) -> grpc.RpcMethodHandler:
@@ -124,8 +143,12 @@ class GrpcGuard(aio.ServerInterceptor):
             return _refusing(handler, refusal.record())
         if method == SERVER_LIVE:
             return _unary(handler, self._server_live)
-        if method in (MODEL_READY, MODEL_METADATA):
-            return _unary(handler, self._checking_model(handler.unary_unary))
+        if method == SERVER_READY:
+            return _unary(handler, self._server_ready)
+        if method == MODEL_READY:
+            return _unary(handler, self._model_ready)
+        if method == MODEL_METADATA:
+            return _unary(handler, self._checking_metadata(handler.unary_unary))
         if method == MODEL_INFER:
             return grpc.unary_unary_rpc_method_handler(
                 self._checking_infer(handler.unary_unary),
@@ -151,29 +174,52 @@ class GrpcGuard(aio.ServerInterceptor):
     async def _server_live(self, _request: Any, _context: aio.ServicerContext) -> Any:
         return pb.ServerLiveResponse(live=self._policy.liveness.problem() is None)
 
-    def _checking_model(self, behavior: Behavior) -> Behavior:
+    async def _server_ready(self, _request: Any, _context: aio.ServicerContext) -> Any:
+        return pb.ServerReadyResponse(ready=await self._policy.server_not_ready() is None)
+
+    async def _model_ready(self, request: Any, context: aio.ServicerContext) -> Any:
+        policy = self._policy
+        refusal = policy.check_model(request.name)
+        if refusal is None and request.version:
+            refusal = await policy.check_version(request.name, request.version)
+            if refusal is not None and refusal.status == 503:
+                refusal = None  # a version of a model that is not ready: not ready
+        if refusal is not None:
+            await context.abort(refusal.grpc_code, refusal.record().message)
+        return pb.ModelReadyResponse(ready=await policy.check_ready(request.name) is None)
+
+    async def _model_refusal(self, name: str, version: str) -> Refusal | None:
+        """Why a request for model ``name`` (``version``, if named) cannot be served now."""
+        policy = self._policy
+        refusal = policy.check_model(name)
+        if refusal is None and version:
+            refusal = await policy.check_version(name, version)
+        return refusal or await policy.check_ready(name)
+
+    def _checking_metadata(self, behavior: Behavior) -> Behavior:
         async def checked(request: Any, context: aio.ServicerContext) -> Any:
-            refusal = self._policy.check_model(request.name, request.version or None)
+            refusal = await self._model_refusal(request.name, request.version)
             if refusal is not None:
                 await context.abort(refusal.grpc_code, refusal.record().message)
-            return await behavior(request, context)
+            request.version = ""
+            return as_grpc_metadata(await behavior(request, context))
 
         return checked
 
     def _checking_infer(self, behavior: Behavior) -> Callable[..., Awaitable[Any]]:
-        policy = self._policy
-
         async def checked(received: _Received, context: aio.ServicerContext) -> Any:
             try:
                 refusal, request = received.refusal, received.message
                 if refusal is None and request is not None:
-                    refusal = policy.check_model(request.model_name, request.model_version or None)
+                    refusal = await self._model_refusal(request.model_name, request.model_version)
                 if refusal is None and request is not None:
                     problem = raw_contents_problem(request)
                     if problem is not None:
                         refusal = Refusal(REASON_MALFORMED, 400, problem)
                 if refusal is not None:
                     await context.abort(refusal.grpc_code, refusal.record().message)
+                assert request is not None  # without a refusal the message was parsed
+                request.model_version = ""
                 return await behavior(request, context)
             finally:
                 received.release()

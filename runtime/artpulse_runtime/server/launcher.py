@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from fastapi.middleware.gzip import GZipMiddleware
 from grpc import aio
 from mlserver import MLModel, MLServer
-from mlserver.errors import MLServerError, ModelNotFound
+from mlserver.errors import MLServerError
 from mlserver.grpc.dataplane_pb2_grpc import add_GRPCInferenceServiceServicer_to_server
 from mlserver.grpc.interceptors import PromServerInterceptor
 from mlserver.grpc.logging import logger as grpc_logger
@@ -38,7 +38,9 @@ from artpulse_runtime.server.auth import load_key_ring
 from artpulse_runtime.server.grpc_guard import GrpcGuard
 from artpulse_runtime.server.http_metrics import HttpMetrics
 from artpulse_runtime.server.liveness import Liveness
+from artpulse_runtime.server.model_states import ServedModelStates
 from artpulse_runtime.server.policy import GuardPolicy
+from artpulse_runtime.server.rest_errors import install_error_handlers
 from artpulse_runtime.server.rest_guard import RestGuard
 from artpulse_runtime.server.settings import ServerSettings
 
@@ -82,9 +84,11 @@ class GuardedRESTServer(RESTServer):
         model_repository_handlers: ModelRepositoryHandlers,
         policy: GuardPolicy,
     ) -> None:
-        """Build MLServer's app, trim its middleware, put the metrics and the guard in front."""
+        """Build MLServer's app, answer its errors as ``{"error": ...}``, trim its middleware,
+        put the metrics and the guard in front."""
         super().__init__(settings, data_plane, model_repository_handlers)
         app, left_out = self._app, trimmed_middleware(settings)
+        install_error_handlers(app)
         app.user_middleware = [m for m in app.user_middleware if m.cls not in left_out]
         if settings.metrics_endpoint:
             app.add_middleware(HttpMetrics, prefix=settings.metrics_rest_server_prefix)
@@ -121,6 +125,7 @@ class GuardedGRPCServer:
             options=[
                 ("grpc.max_receive_message_length", limit),
                 ("grpc.max_send_message_length", limit),
+                ("grpc.so_reuseport", 0),  # never share the port with another server
             ],
         )
         add_GRPCInferenceServiceServicer_to_server(self._servicer, self._server)
@@ -136,16 +141,6 @@ class GuardedGRPCServer:
             await self._server.stop(grace=GRPC_STOP_GRACE_S)
 
 
-def served_models(models_settings: Sequence[ModelSettings]) -> dict[str, frozenset[str]]:
-    """Each model name in the repository folder, with the versions its settings declare."""
-    models: dict[str, set[str]] = {}
-    for model in models_settings:
-        versions = models.setdefault(model.name, set())
-        if model.parameters is not None and model.parameters.version:
-            versions.add(model.parameters.version)
-    return {name: frozenset(versions) for name, versions in models.items()}
-
-
 class ArtPulseServer(MLServer):
     """MLServer serving the models of one settings folder behind the ArtPulse guard."""
 
@@ -159,8 +154,7 @@ class ArtPulseServer(MLServer):
         if settings.kafka_enabled:
             raise UnguardedServerError("the ArtPulse server does not guard Kafka; turn it off")
         self._server_settings = server_settings
-        self._model_names = [model.name for model in models_settings]
-        self._models = served_models(models_settings)
+        self._model_names = sorted({model.name for model in models_settings})
         self._liveness: Liveness | None = None
         self._policy: GuardPolicy | None = None
         self._watch: asyncio.Task[None] | None = None
@@ -188,7 +182,8 @@ class ArtPulseServer(MLServer):
         )
         self._policy = GuardPolicy(
             settings,
-            models=self._models,
+            models=self._model_names,
+            states=ServedModelStates(self._model_registry),
             liveness=self._liveness,
             api_keys=load_key_ring(settings.api_keys_file) if settings.api_keys_file else None,
             admin_keys=load_key_ring(settings.admin_keys_file)
@@ -201,11 +196,7 @@ class ArtPulseServer(MLServer):
         self._kafka_server = None
 
     async def _model_serving(self, name: str) -> bool:
-        try:
-            models = await self._model_registry.get_models(name)
-        except ModelNotFound:
-            return False
-        return any(model.ready for model in models)
+        return await self.policy.states.not_ready_reason(name) is None
 
     async def remove_custom_handlers(self, model: MLModel) -> MLModel:
         """MLServer's unload hook: also tell liveness that a (ready?) instance goes away."""

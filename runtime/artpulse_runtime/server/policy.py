@@ -1,13 +1,17 @@
 """What the server front allows: keys, the repository API, served models, bytes in flight.
 
 ``GuardPolicy`` decides; the REST middleware (``rest_guard``) and the gRPC interceptor
-(``grpc_guard``) only translate a ``Refusal`` into their protocol's answer.
+(``grpc_guard``) only translate a ``Refusal`` into their protocol's answer. Whether a model is
+ready, and which registry version it serves, comes from ``ModelStates`` (the server's model
+registry): a request may name that version (``/versions/N/...``, gRPC ``model_version``) and
+is then passed on without it; another version is refused.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection
 from dataclasses import dataclass
+from typing import Protocol
 
 import grpc
 
@@ -15,6 +19,7 @@ from artpulse_contract.budget import CapacityBudget
 from artpulse_runtime.refusals import (
     REASON_BUSY,
     REASON_FORBIDDEN,
+    REASON_NOT_READY,
     REASON_TOO_LARGE,
     REASON_UNAUTHENTICATED,
     REASON_UNKNOWN_MODEL,
@@ -35,8 +40,20 @@ _HTTP_TO_GRPC = {
     413: grpc.StatusCode.RESOURCE_EXHAUSTED,
     415: grpc.StatusCode.INVALID_ARGUMENT,
     501: grpc.StatusCode.UNIMPLEMENTED,
-    503: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    503: grpc.StatusCode.UNAVAILABLE,
 }
+_GRPC_BY_REASON = {REASON_BUSY: grpc.StatusCode.RESOURCE_EXHAUSTED}
+"""Refusals whose gRPC status is not the one their HTTP status maps to."""
+
+
+class ModelStates(Protocol):
+    """What the server knows of a served model right now."""
+
+    async def not_ready_reason(self, name: str) -> str | None:
+        """None when a ready instance of ``name`` serves, else why none does."""
+
+    async def loaded_versions(self, name: str) -> frozenset[str]:
+        """The registry versions the ready instances of ``name`` serve (empty when none)."""
 
 
 @dataclass(frozen=True)
@@ -49,8 +66,8 @@ class Refusal:
 
     @property
     def grpc_code(self) -> grpc.StatusCode:
-        """The gRPC status matching ``status``."""
-        return _HTTP_TO_GRPC[self.status]
+        """The gRPC status matching ``status`` (``RESOURCE_EXHAUSTED`` for a busy server)."""
+        return _GRPC_BY_REASON.get(self.reason) or _HTTP_TO_GRPC[self.status]
 
     def record(self) -> Refusal:
         """Count and log this refusal; returns it for the caller to answer with."""
@@ -72,14 +89,17 @@ class GuardPolicy:
         self,
         settings: ServerSettings,
         *,
-        models: Mapping[str, frozenset[str]],
+        models: Collection[str],
+        states: ModelStates,
         liveness: Liveness,
         api_keys: KeyRing | None,
         admin_keys: KeyRing | None,
     ) -> None:
-        """Rules from ``settings``; ``models`` maps each served model name to its versions."""
+        """Rules from ``settings`` for the served ``models`` (names), whose ``states`` say
+        whether they are ready and which versions they serve."""
         self.settings = settings
-        self.models = models
+        self.models = frozenset(models)
+        self.states = states
         self.liveness = liveness
         self.api_keys = api_keys
         self.admin_keys = admin_keys
@@ -119,22 +139,47 @@ class GuardPolicy:
             "'Authorization: Bearer <key>' or 'X-API-Key: <key>'",
         )
 
-    def check_model(self, name: str, version: str | None) -> Refusal | None:
-        """Refuse a model name or version this server does not serve (before any metric
-        is labelled with it)."""
-        versions = self.models.get(name)
-        if versions is None:
-            served = ", ".join(repr(served) for served in sorted(self.models))
-            return Refusal(
-                REASON_UNKNOWN_MODEL, 404, f"model {shown(name)} is not served here; try {served}"
+    def check_model(self, name: str) -> Refusal | None:
+        """Refuse a model name this server does not serve (before any metric is labelled
+        with it)."""
+        if name in self.models:
+            return None
+        served = ", ".join(repr(served) for served in sorted(self.models))
+        return Refusal(
+            REASON_UNKNOWN_MODEL, 404, f"model {shown(name)} is not served here; try {served}"
+        )
+
+    async def check_ready(self, name: str) -> Refusal | None:
+        """Refuse (503) while the served model ``name`` has no ready instance."""
+        reason = await self.states.not_ready_reason(name)
+        if reason is None:
+            return None
+        return Refusal(REASON_NOT_READY, 503, f"model {name!r} is not ready: {reason}")
+
+    async def check_version(self, name: str, version: str) -> Refusal | None:
+        """Refuse a ``version`` of the served model ``name`` other than the one it serves
+        (404), or any version while it serves none (503)."""
+        loaded = await self.states.loaded_versions(name)
+        if version in loaded:
+            return None
+        if not loaded:
+            return await self.check_ready(name) or Refusal(
+                REASON_NOT_READY, 503, f"model {name!r} is not ready: it serves no version yet"
             )
-        if version and version not in versions:
-            return Refusal(
-                REASON_UNKNOWN_MODEL,
-                404,
-                f"model {shown(name)} has no version {shown(version)} here; send requests "
-                "without a version (responses name the registry version in model_version)",
-            )
+        serving = ", ".join(sorted(loaded, key=lambda v: (len(v), v)))
+        return Refusal(
+            REASON_UNKNOWN_MODEL,
+            404,
+            f"model {name!r} has no version {shown(version)} here: it serves registry version "
+            f"{serving} (a request without a version reaches whichever version is served)",
+        )
+
+    async def server_not_ready(self) -> str | None:
+        """None when every served model is ready, else the first one that is not, and why."""
+        for name in sorted(self.models):
+            reason = await self.states.not_ready_reason(name)
+            if reason is not None:
+                return f"model {name!r} is not ready: {reason}"
         return None
 
     def too_large(self, size: int, limit: int, variable: str, what: str) -> Refusal:

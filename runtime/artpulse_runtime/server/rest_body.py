@@ -22,7 +22,7 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 LIMIT_VARIABLE = "ARTPULSE_MAX_REQUEST_BYTES"
-_BODY_HEADERS = frozenset({b"content-length", b"content-encoding"})
+_BODY_HEADERS = frozenset({b"content-length", b"content-encoding", b"content-type"})
 _GZIP = "gzip"
 _IDENTITY = ("", "identity")
 
@@ -118,9 +118,12 @@ def _gunzip(compressed: bytes, policy: GuardPolicy, reservation: Reservation) ->
 
 
 def with_body_headers(scope: Scope, body: bytes) -> Scope:
-    """``scope`` describing ``body`` as sent: its length, no content encoding."""
+    """``scope`` describing ``body`` as sent: its length, no content encoding, JSON (the only
+    body the protocol's endpoints take, whatever type the client declared, e.g. curl's
+    form default)."""
     headers = [(k, v) for k, v in scope["headers"] if k not in _BODY_HEADERS]
     headers.append((b"content-length", str(len(body)).encode()))
+    headers.append((b"content-type", b"application/json"))
     return {**scope, "headers": headers}
 
 

@@ -11,6 +11,18 @@ from dataclasses import dataclass
 from enum import Enum
 
 
+class Endpoint(Enum):
+    """What an endpoint does, where the guard answers or checks it itself."""
+
+    LIVE = "live"
+    SERVER_READY = "server_ready"
+    MODEL_READY = "model_ready"
+    INFER = "infer"
+    MODEL_METADATA = "model_metadata"
+    OTHER = "other"
+    """Server metadata, docs and the repository API: passed on as they are."""
+
+
 class Access(Enum):
     """Who may call an endpoint."""
 
@@ -26,28 +38,37 @@ class Access(Enum):
 
 @dataclass(frozen=True)
 class Route:
-    """One endpoint: its methods, path pattern and access; ``reads_body`` for inference."""
+    """One endpoint: its methods, path pattern, access and kind; ``reads_body`` for inference."""
 
     access: Access
     methods: frozenset[str]
     pattern: re.Pattern[str]
     reads_body: bool = False
+    endpoint: Endpoint = Endpoint.OTHER
 
 
-_MODEL = r"/v2/models/(?P<model>[^/]+)(?:/versions/(?P<version>[^/]+))?"
+_VERSIONS = "/versions/"
+_MODEL = r"/v2/models/(?P<model>[^/]+)(?:" + _VERSIONS + r"(?P<version>[^/]+))?"
 _GET = frozenset({"GET", "HEAD"})
 _POST = frozenset({"POST"})
 
 LIVE_PATH = "/v2/health/live"
 
 ROUTES: tuple[Route, ...] = (
-    Route(Access.OPEN, _GET, re.compile(r"/v2/health/(?:live|ready)")),
-    Route(Access.OPEN, _GET, re.compile(_MODEL + r"/ready")),
-    Route(Access.CLIENT, _POST, re.compile(_MODEL + r"/infer"), reads_body=True),
+    Route(Access.OPEN, _GET, re.compile(LIVE_PATH), endpoint=Endpoint.LIVE),
+    Route(Access.OPEN, _GET, re.compile(r"/v2/health/ready"), endpoint=Endpoint.SERVER_READY),
+    Route(Access.OPEN, _GET, re.compile(_MODEL + r"/ready"), endpoint=Endpoint.MODEL_READY),
+    Route(
+        Access.CLIENT,
+        _POST,
+        re.compile(_MODEL + r"/infer"),
+        reads_body=True,
+        endpoint=Endpoint.INFER,
+    ),
     Route(Access.CLIENT, _GET, re.compile(r"/v2")),
     Route(Access.DOCS, _GET, re.compile(r"/v2/docs(?:/dataplane\.json)?")),
     Route(Access.DOCS, _GET, re.compile(_MODEL + r"/docs(?:/dataplane\.json)?")),
-    Route(Access.CLIENT, _GET, re.compile(_MODEL)),
+    Route(Access.CLIENT, _GET, re.compile(_MODEL), endpoint=Endpoint.MODEL_METADATA),
     Route(Access.ADMIN, _POST, re.compile(r"/v2/repository/index"), reads_body=True),
     Route(
         Access.ADMIN,
@@ -65,6 +86,8 @@ class Match:
     route: Route
     model: str | None
     version: str | None
+    unversioned_path: str
+    """The path without its ``/versions/<version>`` segment (the path itself when it has none)."""
 
 
 def match_route(method: str, path: str) -> Match | None:
@@ -73,5 +96,10 @@ def match_route(method: str, path: str) -> Match | None:
         found = route.pattern.fullmatch(path)
         if found is not None and method in route.methods:
             groups = found.groupdict()
-            return Match(route, groups.get("model"), groups.get("version"))
+            version = groups.get("version")
+            unversioned = path
+            if version is not None:
+                start, end = found.span("version")
+                unversioned = path[: start - len(_VERSIONS)] + path[end:]
+            return Match(route, groups.get("model"), version, unversioned)
     return None
