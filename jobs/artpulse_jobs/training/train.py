@@ -88,6 +88,8 @@ class TrainResult:
     candidates: list[FittedCandidate]
     timings: dict[str, float]
     """Seconds per stage: features, candidates, plots, store, logging, model, register."""
+    feature_mode: FeatureMode = FeatureMode.EXACT
+    """How the model's features were computed from images."""
 
 
 @contextmanager
@@ -281,4 +283,5 @@ def run_training(
         dataset=data.description,
         candidates=fitted,
         timings=timings,
+        feature_mode=config.feature_mode,
     )
