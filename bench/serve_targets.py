@@ -2,7 +2,9 @@
 
 Servers run pinned to ``SERVER_CPUS`` (one core) or to every CPU, the load generator
 (``bench/load.py``, a process of its own, closed loop) pinned to ``LOAD_CPUS``; event
-recording stays on. Figures:
+recording stays on. Throughput ratios are per busy server core-second (requests / server
+CPU seconds), which a core shared with other work does not distort; the measured req/s are
+printed beside them (the two-core figure is req/s against req/s). Figures:
 
 - small PNG images over REST per server core, against the floor: the in-process feature
   contract plus what MLServer spends answering a no-op model (``bench/noop_runtime.py``) for
@@ -19,37 +21,32 @@ recording stays on. Figures:
 
 from __future__ import annotations
 
-import base64
-import contextlib
 import io
-import json
 import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from server_cpu import in_process_floor, process_cpu_seconds
+from pinned_load import (
+    ALL_CPUS,
+    LOAD_CPUS,
+    SERVER_CPUS,
+    Load,
+    load,
+    per_core_label,
+    server,
+    write_payloads,
+)
+from server_cpu import in_process_floor
 
 from artpulse_contract.constants import FeatureMode
 from artpulse_contract.features import extract_features
 from artpulse_contract.settings import ArtPulseSettings
 from artpulse_jobs.data.generate import generate_images
 from artpulse_jobs.data.photos import photo_jpeg, photo_like
-from artpulse_jobs.serving.client import (
-    features_request_grpc,
-    features_request_json,
-    image_request_grpc,
-)
-from artpulse_jobs.serving.server import ServerHandle, server_on_free_ports
 from artpulse_jobs.training.train import TrainConfig, run_training
-
-BENCH_DIR = Path(__file__).resolve().parent
-ALL_CPUS = frozenset(os.sched_getaffinity(0))
-SERVER_CPUS = frozenset({min(ALL_CPUS)})
-LOAD_CPUS = frozenset(ALL_CPUS - SERVER_CPUS or ALL_CPUS)
 
 ORIGINAL_IMAGE_RPS = 236.0
 """The original system's best small-PNG req/s on one core (the issue's measurement)."""
@@ -66,19 +63,6 @@ TARGET_MODELS_S = 3.0
 
 
 @dataclass(frozen=True)
-class Load:
-    """One closed-loop measurement of a server."""
-
-    rps: float
-    p99_ms: float
-    server_cpu_ms: float
-    """Server CPU milliseconds per answered request (all its threads)."""
-    server_cores: float
-    """Server CPU seconds per wall second."""
-    errors: int
-
-
-@dataclass(frozen=True)
 class Target:
     """A figure, what it is compared with, and the ratio the issue asks for."""
 
@@ -92,100 +76,6 @@ class Target:
     def met(self) -> bool:
         """Whether the ratio reaches the target."""
         return self.ratio >= self.wanted
-
-
-@contextlib.contextmanager
-def server(
-    settings: ArtPulseSettings,
-    cpus: frozenset[int],
-    env: dict[str, str] | None = None,
-    repository: Path | None = None,
-    model_uri: str | None = None,
-) -> Iterator[tuple[ServerHandle, float]]:
-    """A server started pinned to ``cpus`` (its threads inherit the mask), and its seconds
-    from process start to model ready."""
-    os.sched_setaffinity(0, cpus)
-    started = time.perf_counter()
-    try:
-        context = server_on_free_ports(
-            settings,
-            env=env or {},
-            repository=repository,
-            model_uri=model_uri,
-            timeout=120,
-            guarded=repository is None,
-        )
-        handle = context.__enter__()
-    finally:
-        os.sched_setaffinity(0, ALL_CPUS)
-    ready = time.perf_counter() - started
-    try:
-        yield handle, ready
-    finally:
-        context.__exit__(None, None, None)
-
-
-def load(
-    handle: ServerHandle, protocol: str, payload: Path, concurrency: int, seconds: float
-) -> Load:
-    """Run ``bench/load.py`` against ``handle`` and measure the server's CPU meanwhile."""
-    port = handle.http_url.rsplit(":", 1)[1] if protocol == "rest" else handle.grpc_target
-    command = [
-        sys.executable,
-        str(BENCH_DIR / "load.py"),
-        f"--protocol={protocol}",
-        f"--port={str(port).rsplit(':', 1)[-1]}",
-        f"--payload={payload}",
-        f"--concurrency={concurrency}",
-        "--warmup=0",
-        f"--cpus={','.join(map(str, sorted(LOAD_CPUS)))}",
-    ]
-    subprocess.run([*command, "--seconds=0.5"], check=True, capture_output=True)  # warm-up
-    before = process_cpu_seconds(handle.process.pid)
-    result = json.loads(
-        subprocess.run([*command, f"--seconds={seconds}"], check=True, capture_output=True).stdout
-    )
-    cpu = process_cpu_seconds(handle.process.pid) - before
-    requests = max(int(result["requests"]), 1)
-    wall = float(result["seconds"])
-    return Load(
-        rps=requests / wall,
-        p99_ms=float(result["p99"]),
-        server_cpu_ms=cpu / requests * 1000,
-        server_cores=cpu / wall,
-        errors=int(result["errors"]),
-    )
-
-
-def write_payloads(folder: Path, image: bytes, photo: bytes, row: list[float]) -> dict[str, Path]:
-    """The request bodies (REST JSON) and messages (gRPC) the loads send, as files."""
-    folder.mkdir(parents=True, exist_ok=True)
-
-    def rest_image(data: bytes) -> bytes:
-        body = {
-            "inputs": [
-                {
-                    "name": "image",
-                    "datatype": "BYTES",
-                    "shape": [1],
-                    "data": [base64.b64encode(data).decode("ascii")],
-                }
-            ]
-        }
-        return json.dumps(body).encode()
-
-    contents = {
-        "image.json": rest_image(image),
-        "photo.json": rest_image(photo),
-        "features.json": json.dumps(features_request_json([row])).encode(),
-        "image.grpc": image_request_grpc([image]).SerializeToString(),
-        "features.grpc": features_request_grpc([row]).SerializeToString(),
-    }
-    paths = {}
-    for name, content in contents.items():
-        paths[name] = folder / name
-        paths[name].write_bytes(content)
-    return paths
 
 
 def timed_command(arguments: list[str], env: dict[str, str]) -> float:
@@ -285,52 +175,51 @@ def measure_targets(
         )
     one = image_rest
     floor_ms = features_ms + noop_image.server_cpu_ms
-    per_core = 1000 / image_rest.server_cpu_ms  # requests per second of one busy core
     env = {**os.environ, "ARTPULSE_STATE_DIR": str(settings.state_dir)}
     help_s = timed_command(["--help"], env)
     models_s = timed_command(["models"], env)
     return [
         Target(
             "small PNG per core vs floor",
-            f"{per_core:.0f} req/s",
+            per_core_label(image_rest),
             f"{1000 / floor_ms:.0f} req/s ({features_ms:.2f} ms contract + "
             f"{noop_image.server_cpu_ms:.2f} ms no-op)",
-            per_core / (1000 / floor_ms),
+            image_rest.per_core / (1000 / floor_ms),
             TARGET_IMAGE_VS_FLOOR,
         ),
         Target(
             "small PNG per core vs original",
-            f"{per_core:.0f} req/s",
+            per_core_label(image_rest),
             f"{ORIGINAL_IMAGE_RPS:.0f} req/s",
-            per_core / ORIGINAL_IMAGE_RPS,
+            image_rest.per_core / ORIGINAL_IMAGE_RPS,
             TARGET_IMAGE_VS_ORIGINAL,
         ),
         Target(
             "4000x3000 JPEG, draft vs exact",
-            f"{photo_draft.rps:.1f} req/s",
-            f"{photo_exact.rps:.1f} req/s",
-            photo_draft.rps / photo_exact.rps,
+            per_core_label(photo_draft, "{:.1f}"),
+            per_core_label(photo_exact, "{:.1f}"),
+            photo_draft.per_core / photo_exact.per_core,
             TARGET_PHOTO_DRAFT,
         ),
         Target(
             "feature rows vs no-op floor",
-            f"{rows.rps:.0f} req/s",
-            f"{noop_rows.rps:.0f} req/s",
-            rows.rps / noop_rows.rps,
+            per_core_label(rows),
+            per_core_label(noop_rows),
+            rows.per_core / noop_rows.per_core,
             TARGET_FEATURES_VS_NOOP,
         ),
         Target(
             "feature rows vs 1,300 req/s",
-            f"{rows.rps:.0f} req/s",
+            per_core_label(rows),
             f"{TARGET_FEATURES_RPS:.0f} req/s",
-            rows.rps / TARGET_FEATURES_RPS,
+            rows.per_core / TARGET_FEATURES_RPS,
             1.0,
         ),
         Target(
             "image gRPC vs REST",
-            f"{image_grpc.rps:.0f} req/s",
-            f"{image_rest.rps:.0f} req/s",
-            image_grpc.rps / image_rest.rps,
+            per_core_label(image_grpc),
+            per_core_label(image_rest),
+            image_grpc.per_core / image_rest.per_core,
             TARGET_GRPC_VS_REST,
         ),
         Target(
