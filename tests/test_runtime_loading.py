@@ -15,9 +15,11 @@ from sklearn.ensemble import RandomForestClassifier
 
 from artpulse_contract.classifier import ArtPulseClassifier
 from artpulse_contract.constants import MODEL_NAME, FeatureMode
-from artpulse_contract.estimator_store import ESTIMATOR_ARTIFACT
+from artpulse_contract.estimator_store import ESTIMATOR_ARTIFACT, save_estimator
+from artpulse_contract.scoring import SCORER_ARTIFACT
 from artpulse_contract.settings import ArtPulseSettings
 from artpulse_jobs.data.generate import generate_images
+from artpulse_jobs.training.model_logging import pyfunc_code
 from artpulse_jobs.training.train import TrainConfig, run_training
 from artpulse_runtime import fetching
 from artpulse_runtime.fetch_model import resolve_version
@@ -149,6 +151,34 @@ def test_a_version_pickled_before_skops_loads_through_its_pyfunc_as_exact(
         settings.resolved_tracking_uri, f"models:/{MODEL_NAME}/{version}"
     )
     assert loaded.feature_mode is FeatureMode.EXACT
+    np.testing.assert_array_equal(
+        loaded.scorer.predict_proba(rows), ArtPulseClassifier(forest).predict_proba(rows)
+    )
+
+
+@pytest.mark.slow
+def test_a_version_stored_with_skops_before_scorers_loads_as_exact(
+    settings: ArtPulseSettings, tmp_path: Path
+) -> None:
+    """Logged as issue 12 logged models: the pyfunc as code and the estimator only."""
+    rows = np.random.default_rng(1).random((50, 5)).astype(np.float32)
+    forest = RandomForestClassifier(n_estimators=5, random_state=0).fit(rows, np.arange(50) % 5)
+    stored = save_estimator(forest, tmp_path / f"{ESTIMATOR_ARTIFACT}.skops")
+    mlflow.set_tracking_uri(settings.resolved_tracking_uri)
+    with mlflow.start_run():
+        info = mlflow.pyfunc.log_model(
+            name="model", python_model=pyfunc_code(), artifacts={ESTIMATOR_ARTIFACT: str(stored)}
+        )
+    version = mlflow.register_model(info.model_uri, MODEL_NAME).version
+    folder = Path(mlflow.artifacts.download_artifacts(info.model_uri, dst_path=str(tmp_path)))
+    assert not (folder / "artifacts" / f"{SCORER_ARTIFACT}.npz").exists()
+    loaded = load_registered_model(
+        settings.resolved_tracking_uri, f"models:/{MODEL_NAME}/{version}"
+    )
+    assert (
+        loaded.feature_mode is FeatureMode.EXACT
+        and loaded.scorer.family == "RandomForestClassifier"
+    )
     np.testing.assert_array_equal(
         loaded.scorer.predict_proba(rows), ArtPulseClassifier(forest).predict_proba(rows)
     )
