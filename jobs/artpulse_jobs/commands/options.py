@@ -198,9 +198,7 @@ def run_drift_options(settings: MonitoringSettings, **options: Any) -> DriftResu
             settings.drift_thresholds(), **{k: v for k, v in overrides.items() if v is not None}
         )
     except ValidationError as error:
-        names = {
-            field: f"--{option.replace('_', '-')}" for field, option in THRESHOLD_OPTIONS.items()
-        }
+        names = {field: option_flag(option) for field, option in THRESHOLD_OPTIONS.items()}
         raise click.UsageError(one_line(error, options=names)) from error
     hours = options["window_hours"]
     try:
