@@ -7,7 +7,9 @@ recording on/off, and time from process start to model ready. The floor is measu
 same run: decoding + resizing that PNG in-process, and MLServer answering a no-op model
 (``bench/noop_runtime.py``) with the same payloads; the cost of the server front is the
 default server against the same runtime under plain ``mlserver start``. Prints a table and
-the ratios the issue sets as targets.
+the ratios between them, then issue 11's targets, each with its floor and ratio, as the
+Markdown table of the README's Performance section (``serve_targets``; ``--targets-only``
+skips the table before).
 """
 
 from __future__ import annotations
@@ -31,11 +33,12 @@ from mlserver.grpc import dataplane_pb2_grpc as pb_grpc
 from mlserver.settings import ModelSettings
 from mlserver.types import InferenceRequest, RequestInput
 from serve_report import Cell, report
+from serve_targets import measure_targets, print_targets
+from server_cpu import in_process_floor, process_cpu_seconds
 from threadpoolctl import threadpool_limits
 
 from artpulse_contract.constants import MODEL_NAME
 from artpulse_contract.features import extract_features
-from artpulse_contract.imaging import prepare_image
 from artpulse_contract.registry.connection import configure_tracking
 from artpulse_contract.settings import ArtPulseSettings
 from artpulse_jobs.data.generate import generate_images
@@ -51,7 +54,6 @@ from artpulse_runtime.loading import load_registered_model
 from artpulse_runtime.runtime import ArtPulseRuntime
 
 BENCH_DIR = Path(__file__).resolve().parent
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def free_port() -> int:
@@ -59,30 +61,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def process_cpu_seconds(pid: int) -> float:
-    """User + system CPU time so far of process ``pid`` and its child processes (all threads)."""
-    proc = Path(f"/proc/{pid}")
-    try:
-        fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
-        children = [int(c) for t in proc.glob("task/*/children") for c in t.read_text().split()]
-    except FileNotFoundError:
-        return 0.0
-    own = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-    return own + sum(process_cpu_seconds(child) for child in children)
-
-
-def in_process_floor(image: bytes, repeats: int = 300) -> tuple[float, float]:
-    """Milliseconds per image for decode + resize, and for the whole feature extraction."""
-    timings = []
-    for work in (prepare_image, extract_features):
-        work(image)
-        start = time.process_time()
-        for _ in range(repeats):
-            work(image)
-        timings.append((time.process_time() - start) / repeats * 1000)
-    return timings[0], timings[1]
 
 
 Send = Callable[[], Awaitable[None]]
@@ -225,44 +203,29 @@ def model_call_ms(settings: ArtPulseSettings, row: list[float]) -> float:
     loaded = load_registered_model(settings.resolved_tracking_uri, settings.model_uri)
     rows = np.asarray([row], dtype=np.float32)
     with threadpool_limits(limits=1):  # as the runtime's model thread runs it
-        loaded.classifier.predict_proba(rows)
+        loaded.scorer.predict_proba(rows)
         start = time.process_time()
         for _ in range(50):
-            loaded.classifier.predict_proba(rows)
+            loaded.scorer.predict_proba(rows)
         elapsed = (time.process_time() - start) / 50 * 1000
-    estimator = type(loaded.classifier.estimator).__name__
+    estimator = loaded.scorer.family
     print(f"model: version {loaded.version}, {estimator}, predict_proba {elapsed:.3f} ms per call")
     return elapsed
 
 
-def run(args: argparse.Namespace) -> None:
-    """Train, measure the floors, start each server configuration and measure it."""
-    work = Path(tempfile.mkdtemp(prefix="artpulse-bench-"))
-    settings = prepare_registry(work, args)
-    image_path = sorted(generate_images(work / "probe", 1, size=256, seed=11))[2]
-    image = image_path.read_bytes()
-    row = extract_features(image).tolist()
-    payloads = {
-        "image": (json.dumps(image_request_json([image])).encode(), image_request_grpc([image])),
-        "features": (
-            json.dumps(features_request_json([row])).encode(),
-            features_request_grpc([row]),
-        ),
-    }
-    resize_ms, features_ms = in_process_floor(image)
-    print(f"probe image {image_path.name}: {len(image)} bytes, 256x256 PNG")
-    print(f"in-process floor: decode+resize {resize_ms:.3f} ms, full features {features_ms:.3f} ms")
-    model_call_ms(settings, row)
-    in_process = runtime_cpu_ms(image)
-    print(
-        f"in-process ArtPulseRuntime.predict, one image, events on: {in_process:.3f} ms CPU = "
-        f"{in_process / resize_ms:.2f}x decode+resize, {in_process / features_ms:.2f}x the whole "
-        "feature contract"
-    )
+def measure_matrix(
+    settings: ArtPulseSettings,
+    work: Path,
+    payloads: dict[str, tuple[bytes, pb.ModelInferRequest]],
+    noop_repository: Path,
+    args: argparse.Namespace,
+    resize_ms: float,
+    features_ms: float,
+) -> None:
+    """Every server configuration x kind x protocol x concurrency, and the ratios between them.
 
-    # (name, repository, environment, guarded): the floor is plain MLServer (`mlserver start`)
-    # answering a no-op model; "unguarded" is the ArtPulse runtime without the server front.
-    noop_repository = repository_copy(work / "noop", implementation="noop_runtime.NoOpRuntime")
+    Servers are (name, repository, environment, guarded): "unguarded" is the ArtPulse runtime
+    without the server front."""
     servers: list[tuple[str, Path | None, dict[str, str], bool]] = [
         ("noop", noop_repository, {}, False),
         ("default", None, {}, True),
@@ -290,6 +253,39 @@ def run(args: argparse.Namespace) -> None:
             chosen = {kind: payloads[kind] for kind in wanted}
             cells += asyncio.run(bench_server(name, handle, chosen, args))
     report(cells, ready, resize_ms, features_ms)
+
+
+def run(args: argparse.Namespace) -> None:
+    """Train, measure the floors, start each server configuration and measure it."""
+    work = Path(tempfile.mkdtemp(prefix="artpulse-bench-"))
+    settings = prepare_registry(work, args)
+    image_path = sorted(generate_images(work / "probe", 1, size=256, seed=11))[2]
+    image = image_path.read_bytes()
+    row = extract_features(image).tolist()
+    payloads = {
+        "image": (json.dumps(image_request_json([image])).encode(), image_request_grpc([image])),
+        "features": (
+            json.dumps(features_request_json([row])).encode(),
+            features_request_grpc([row]),
+        ),
+    }
+    resize_ms, features_ms = in_process_floor(image)
+    print(f"probe image {image_path.name}: {len(image)} bytes, 256x256 PNG")
+    print(f"in-process floor: decode+resize {resize_ms:.3f} ms, full features {features_ms:.3f} ms")
+    model_call_ms(settings, row)
+    in_process = runtime_cpu_ms(image)
+    print(
+        f"in-process ArtPulseRuntime.predict, one image, events on: {in_process:.3f} ms CPU = "
+        f"{in_process / resize_ms:.2f}x decode+resize, {in_process / features_ms:.2f}x the whole "
+        "feature contract"
+    )
+
+    # The floor is plain MLServer (`mlserver start`) answering a no-op model.
+    noop_repository = repository_copy(work / "noop", implementation="noop_runtime.NoOpRuntime")
+    if not args.targets_only:
+        measure_matrix(settings, work, payloads, noop_repository, args, resize_ms, features_ms)
+    targets = measure_targets(settings, work, noop_repository, args.seconds)
+    print_targets(targets)
     shutil.rmtree(work, ignore_errors=True)
     print(f"\nload average during the run: {os.getloadavg()}")
 
@@ -300,6 +296,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=3.0, help="measured seconds per cell")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--quick", action="store_true", help="skip the parallel_workers=1 server")
+    parser.add_argument(
+        "--targets-only", action="store_true", help="only issue 11's targets (serve_targets)"
+    )
     parser.add_argument("--per-label", type=int, default=40, help="training images per style")
     parser.add_argument(
         "--state-dir", type=Path, default=None, help="serve this state folder's champion instead"

@@ -16,15 +16,14 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
-from artpulse_contract.classifier import (
-    PROBABILITY_COLUMNS,
-    ArtPulseClassifier,
+from artpulse_contract.classifier import PROBABILITY_COLUMNS, ArtPulseClassifier
+from artpulse_contract.constants import FEATURE_NAMES, LABELS, FeatureMode
+from artpulse_contract.estimator_store import (
     UntrustedEstimatorError,
-    linear_softmax_of,
     load_estimator,
     save_estimator,
 )
-from artpulse_contract.constants import FEATURE_NAMES, LABELS
+from artpulse_contract.scoring import Scorer, linear_softmax_of, load_scorer
 
 
 def training_rows(classes: list[int], seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -92,6 +91,42 @@ def test_a_version_pickled_before_the_contract_split_still_loads() -> None:
     assert isinstance(restored, ArtPulseClassifier)
     rows = training_rows([0, 1, 2, 3, 4], seed=3)[0]
     np.testing.assert_array_equal(restored.predict_proba(rows), model.predict_proba(rows))
+
+
+def test_a_legacy_pickle_holds_the_estimator_only_and_is_exact() -> None:
+    estimator = logistic([0, 1, 2, 3, 4])
+    legacy = pickle.loads(cloudpickle.dumps(ArtPulseClassifier(estimator, FeatureMode.DRAFT)))
+    assert legacy.feature_mode is FeatureMode.EXACT  # pickles predate feature modes
+    assert ArtPulseClassifier(estimator).feature_mode is FeatureMode.EXACT
+
+
+def test_the_scorer_file_keeps_the_mode_and_the_probabilities(tmp_path: Path) -> None:
+    rows, labels = training_rows([0, 1, 2, 3, 4])
+    forest = RandomForestClassifier(n_estimators=5, random_state=0).fit(rows, labels)
+    for number, estimator in enumerate([logistic([0, 2, 4]), forest]):
+        estimator_file = save_estimator(estimator, tmp_path / f"{number}.skops")
+        scorer = Scorer.of(estimator, FeatureMode.DRAFT)
+        scorer_file = scorer.save(tmp_path / f"{number}.npz")
+        loaded = load_scorer(estimator_file, scorer_file)
+        assert loaded.feature_mode is FeatureMode.DRAFT
+        assert loaded.family == scorer.family
+        np.testing.assert_array_equal(loaded.predict_proba(rows), scorer.predict_proba(rows))
+        # A version logged before scorers were stored: its estimator, in EXACT mode.
+        unrecorded = load_scorer(estimator_file, None)
+        assert unrecorded.feature_mode is FeatureMode.EXACT
+        np.testing.assert_array_equal(unrecorded.predict_proba(rows), scorer.predict_proba(rows))
+
+
+def test_a_scorer_file_is_read_without_unpickling_anything(tmp_path: Path) -> None:
+    estimator_file = save_estimator(logistic([0, 1, 2, 3, 4]), tmp_path / "estimator.skops")
+    pickled = tmp_path / "pickled.npz"
+    np.savez(pickled, classes=np.arange(5), feature_mode=np.array([object()], dtype=object))
+    with pytest.raises(ValueError, match="allow_pickle"):
+        load_scorer(estimator_file, pickled)
+    foreign = tmp_path / "foreign.npz"
+    np.savez(foreign, weights=np.ones((5, 5)))
+    with pytest.raises(ValueError, match="not a scorer"):
+        load_scorer(estimator_file, foreign)
 
 
 def test_every_candidate_family_round_trips_through_skops(tmp_path: Path) -> None:

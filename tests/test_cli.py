@@ -19,11 +19,15 @@ def test_every_listed_command_imports_under_its_own_name() -> None:
         assert command.name == name
 
 
-def test_help_lists_every_command() -> None:
+def test_help_lists_every_command_with_its_own_summary() -> None:
     result = CliRunner().invoke(main, ["--help"])
     assert result.exit_code == 0, result.output
-    for name in COMMANDS:
-        assert name in result.output
+    context = click.Context(main)
+    for name, entry in COMMANDS.items():
+        command = main.get_command(context, name)
+        assert command is not None
+        assert entry.summary == command.get_short_help_str(limit=45), name
+        assert f"{name}  " in result.output and entry.summary in result.output
 
 
 def test_unknown_command_is_a_usage_error() -> None:
@@ -32,13 +36,15 @@ def test_unknown_command_is_a_usage_error() -> None:
     assert "No such command 'retrian'" in result.output
 
 
-def test_entry_point_does_not_import_the_commands_it_does_not_run() -> None:
+def test_entry_point_and_help_do_not_import_the_commands() -> None:
     probe = (
         "import sys; from artpulse_jobs.cli import main; "
-        "heavy = [m for m in ('mlflow', 'mlserver', 'scipy', 'pandas') if m in sys.modules]; "
-        "print(','.join(heavy))"
+        "main(['--help'], standalone_mode=False); "
+        "heavy = [m for m in ('mlflow', 'mlserver', 'scipy', 'pandas', 'artpulse_jobs.commands')"
+        " if m in sys.modules]; "
+        "print('imported:', ','.join(heavy))"
     )
     result = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True
     )
-    assert result.stdout.strip() == ""
+    assert result.stdout.strip().endswith("imported:"), result.stdout

@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from artpulse_contract.constants import LABELS
+from artpulse_contract.constants import LABELS, FeatureMode
 from artpulse_contract.features import extract_features
 from artpulse_jobs.data.datasets import DatasetError, load_image_dataset
 from artpulse_jobs.data.feature_cache import CACHE_VERSION, PARALLEL_THRESHOLD
 from artpulse_jobs.data.generate import generate_image, generate_images
+from artpulse_jobs.data.photos import photo_jpeg
 
 
 @pytest.fixture
@@ -109,12 +110,37 @@ def test_second_load_comes_from_the_cache(images: Path, tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     first = load_image_dataset(images, min_per_label=4, cache_dir=cache)
     assert first.decoded == 20
-    shards = list((cache / CACHE_VERSION).glob("*.npz"))
+    shards = list((cache / CACHE_VERSION / FeatureMode.EXACT).glob("*.npz"))
     assert [s.stem for s in shards] == [first.content_hash]
     second = load_image_dataset(images, min_per_label=4, cache_dir=cache)
     assert second.decoded == 0
     np.testing.assert_array_equal(second.features, first.features)
     np.testing.assert_array_equal(second.labels, first.labels)
+
+
+def test_the_cache_keeps_each_feature_mode_apart(tmp_path: Path) -> None:
+    root = tmp_path / "photos"
+    for index, label in enumerate(LABELS):
+        (root / label).mkdir(parents=True)
+        for copy in range(2):
+            data = photo_jpeg(520 + 40 * index, 400, seed=copy, subsampling="4:2:0")
+            (root / label / f"{copy}.jpg").write_bytes(data)
+    cache = tmp_path / "cache"
+    exact = load_image_dataset(root, min_per_label=2, cache_dir=cache)
+    draft = load_image_dataset(
+        root, min_per_label=2, cache_dir=cache, feature_mode=FeatureMode.DRAFT
+    )
+    assert draft.decoded == 10  # the exact rows cached for the same files are not reused
+    assert not np.array_equal(draft.features, exact.features)
+    for path, row in zip(draft.paths, draft.features, strict=True):
+        np.testing.assert_array_equal(
+            row, extract_features(path.read_bytes(), mode=FeatureMode.DRAFT)
+        )
+    again = load_image_dataset(
+        root, min_per_label=2, cache_dir=cache, feature_mode=FeatureMode.DRAFT
+    )
+    assert again.decoded == 0
+    np.testing.assert_array_equal(again.features, draft.features)
 
 
 def test_cache_remembers_unreadable_files(images: Path, tmp_path: Path) -> None:

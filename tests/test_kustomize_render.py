@@ -116,6 +116,32 @@ def test_prod_overlay_contents(rendered: dict[str, list[Obj]]) -> None:
     assert not [o for o in objects if o["kind"] == "Job"], "the bootstrap Job is dev-only"
 
 
+def cores(quantity: str) -> float:
+    """A Kubernetes CPU quantity ("2", "500m") in cores."""
+    return int(quantity[:-1]) / 1000 if quantity.endswith("m") else float(quantity)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_decode_threads_match_the_runtime_cpu_limit(
+    rendered: dict[str, list[Obj]], overlay: str
+) -> None:
+    """README, sizing: one decoding thread per core of the limit, and in prod (the HPA's
+    overlay) a request equal to the limit, so CPU utilization is the share of the pod's cores."""
+    objects = rendered[overlay]
+    spec = find(objects, "Deployment", "artpulse-runtime")["spec"]["template"]["spec"]
+    runtime = next(c for c in spec["containers"] if c["name"] == "runtime")
+    env = {item["name"]: item.get("value") for item in runtime["env"]}
+    resources = runtime["resources"]
+    assert env["MLSERVER_PARALLEL_WORKERS"] == "0"
+    assert float(env["ARTPULSE_DECODE_THREADS"]) == cores(resources["limits"]["cpu"])
+    if overlay == "prod":
+        assert cores(resources["requests"]["cpu"]) == cores(resources["limits"]["cpu"])
+        hpa = find(objects, "HorizontalPodAutoscaler", "artpulse-runtime")
+        (metric,) = hpa["spec"]["metrics"]
+        assert metric["resource"]["name"] == "cpu"
+        assert metric["resource"]["target"]["averageUtilization"] <= 80
+
+
 def test_prod_requires_api_keys_from_a_mounted_secret(
     rendered: dict[str, list[Obj]], tmp_path: Path
 ) -> None:

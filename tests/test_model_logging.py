@@ -12,7 +12,11 @@ import pytest
 import yaml
 from sklearn.ensemble import RandomForestClassifier
 
-from artpulse_contract.classifier import ESTIMATOR_ARTIFACT, ArtPulseClassifier
+from artpulse_contract.classifier import ArtPulseClassifier
+from artpulse_contract.constants import FeatureMode
+from artpulse_contract.estimator_store import ESTIMATOR_ARTIFACT
+from artpulse_contract.registry.tags import FEATURE_MODE
+from artpulse_contract.scoring import SCORER_ARTIFACT
 from artpulse_contract.settings import ArtPulseSettings
 from artpulse_jobs.training.model_logging import log_classifier
 
@@ -29,15 +33,19 @@ def test_the_model_is_logged_as_code_and_skops_without_a_pickle(
 ) -> None:
     estimator, rows = fitted()
     with mlflow.start_run():
-        info = log_classifier(estimator, rows[:3])
+        info = log_classifier(estimator, rows[:3], FeatureMode.DRAFT)
     stored = Path(mlflow.artifacts.download_artifacts(info.model_uri, dst_path=str(tmp_path)))
     files = {path.relative_to(stored).as_posix() for path in stored.rglob("*") if path.is_file()}
     assert f"artifacts/{ESTIMATOR_ARTIFACT}.skops" in files
+    assert f"artifacts/{SCORER_ARTIFACT}.npz" in files
     assert not [name for name in files if name.endswith((".pkl", ".pickle", ".cloudpickle"))]
-    flavor = yaml.safe_load((stored / "MLmodel").read_text())["flavors"]["python_function"]
+    mlmodel = yaml.safe_load((stored / "MLmodel").read_text())
+    assert mlmodel["metadata"] == {FEATURE_MODE: "draft"}
+    flavor = mlmodel["flavors"]["python_function"]
     assert "python_model" not in flavor and flavor["model_code_path"]
     loaded = mlflow.pyfunc.load_model(info.model_uri).unwrap_python_model()
     assert isinstance(loaded, ArtPulseClassifier)
+    assert loaded.feature_mode is FeatureMode.DRAFT
     np.testing.assert_array_equal(
         loaded.predict_proba(rows), ArtPulseClassifier(estimator).predict_proba(rows)
     )

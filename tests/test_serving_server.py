@@ -7,6 +7,7 @@ events and the CLI. The server is shared with ``test_serving_server_errors`` (se
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -192,6 +193,54 @@ def test_metrics_count_predictions_failures_and_events(served: Served) -> None:
         lambda: float(_metric_lines(served, "artpulse_events_written_total")[0].split()[-1]) >= 3,
         10,
     )
+
+
+def _sample(served: Served, series: str, **labels: str) -> float:
+    """The value of ``series`` with exactly these labels (0 when absent)."""
+    for line in _metric_lines(served, series + "{"):
+        if dict(re.findall(r'(\w+)="([^"]*)"', line)) == labels:
+            return float(line.split()[-1])
+    return 0.0
+
+
+def test_rest_requests_keep_mlservers_series_by_path_template(served: Served) -> None:
+    """``HttpMetrics`` replaces MLServer's Prometheus middleware with the same series."""
+    infer = {
+        "method": "POST",
+        "path": "/v2/models/{model_name}/infer",
+        "status_code": "200",
+        "app_name": "mlserver",
+    }
+    refused = infer | {"status_code": "400"}
+    metadata = infer | {"method": "GET", "path": "/v2/models/{model_name}"}
+    before = {
+        name: _sample(served, "rest_server_requests_total", **labels)
+        for name, labels in (("infer", infer), ("refused", refused), ("metadata", metadata))
+    }
+    predict_images_rest(served.server.http_url, served.images[:1])
+    predict_images_rest(served.server.http_url, served.images[:1])
+    assert requests.post(served.infer_url, json={"inputs": []}, timeout=10).status_code == 400
+    assert requests.get(f"{served.server.http_url}/v2/models/{MODEL_NAME}", timeout=10).ok
+    assert requests.get(f"{served.server.http_url}/v2/health/ready", timeout=10).ok
+    assert _sample(served, "rest_server_requests_total", **infer) == before["infer"] + 2
+    assert _sample(served, "rest_server_requests_total", **refused) == before["refused"] + 1
+    assert _sample(served, "rest_server_requests_total", **metadata) == before["metadata"] + 1
+    assert _sample(served, "rest_server_request_duration_seconds_count", **infer) >= 2
+    in_progress = _metric_lines(served, "rest_server_requests_in_progress{")
+    assert any('method="POST"' in line for line in in_progress)
+    counted = _metric_lines(served, "rest_server_requests_total{")
+    assert not [line for line in counted if "/health/" in line]  # probes are not counted
+
+
+def test_responses_are_not_gzipped_unless_asked_for(served: Served) -> None:
+    answer = requests.post(
+        served.infer_url,
+        json=image_request_json(served.images[:8]),
+        headers={"Accept-Encoding": "gzip"},
+        timeout=30,
+    )
+    assert answer.status_code == 200 and len(answer.content) > 1000
+    assert "Content-Encoding" not in answer.headers
 
 
 def test_every_prediction_becomes_an_event(served: Served) -> None:

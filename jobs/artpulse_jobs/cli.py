@@ -2,7 +2,8 @@
 
 Sub-commands are imported when they run, not when the entry point starts: MLflow, MLServer's
 gRPC stubs, scipy and pandas take seconds to import, and ``artpulse serve`` or a CronJob's
-``artpulse drift`` should not pay for the others' imports.
+``artpulse drift`` should not pay for the others' imports. ``artpulse --help`` imports none of
+them: each command's one-line summary is kept here (a test checks it against the command's).
 
 Exit status of every command: 0 done, 1 error (one line on stderr), 2 invalid usage (an
 unknown command or option, or an invalid option value), 3 a verdict scripts act on (``drift``
@@ -14,6 +15,7 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+from typing import NamedTuple
 
 import click
 
@@ -22,21 +24,60 @@ from artpulse_jobs.telemetry import telemetry_off_by_default
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 """Warnings of any thread, timestamped and levelled (on stderr; MLflow formats its own)."""
 
-COMMANDS: dict[str, str] = {
-    "generate-images": "artpulse_jobs.commands.generate:generate_images_command",
-    "train": "artpulse_jobs.commands.train:train_command",
-    "models": "artpulse_jobs.commands.models:models_command",
-    "serve": "artpulse_jobs.commands.serve:serve",
-    "predict": "artpulse_jobs.commands.predict:predict",
-    "api-key": "artpulse_jobs.commands.api_key:api_key_command",
-    "drift": "artpulse_jobs.commands.drift:drift_command",
-    "retrain": "artpulse_jobs.commands.retrain:retrain_command",
-    "promote": "artpulse_jobs.commands.promote:promote_command",
-    "rollback": "artpulse_jobs.commands.promote:rollback_command",
-    "operator": "artpulse_jobs.commands.operator:operator_command",
-    "demo": "artpulse_jobs.commands.demo:demo_command",
+
+class Entry(NamedTuple):
+    """Where a sub-command's click command lives, and its summary for ``--help``."""
+
+    target: str
+    """``module:attribute`` of the click command."""
+    summary: str
+    """The command's short help, as click shows it."""
+
+
+COMMANDS: dict[str, Entry] = {
+    "generate-images": Entry(
+        "artpulse_jobs.commands.generate:generate_images_command",
+        "Draw PER_LABEL images of each art style...",
+    ),
+    "train": Entry(
+        "artpulse_jobs.commands.train:train_command", "Train every candidate on DATASET_DIR, log..."
+    ),
+    "models": Entry(
+        "artpulse_jobs.commands.models:models_command", "List the registered model's versions,..."
+    ),
+    "serve": Entry(
+        "artpulse_jobs.commands.serve:serve", "Serve the registered model over V2 REST..."
+    ),
+    "predict": Entry(
+        "artpulse_jobs.commands.predict:predict", "Classify --image files or --features rows..."
+    ),
+    "api-key": Entry(
+        "artpulse_jobs.commands.api_key:api_key_command",
+        "Print a new API key; its SHA-256 digest...",
+    ),
+    "drift": Entry(
+        "artpulse_jobs.commands.drift:drift_command", "Check recent prediction events for drift..."
+    ),
+    "retrain": Entry(
+        "artpulse_jobs.commands.retrain:retrain_command", "Retrain on the dataset (plus newly..."
+    ),
+    "promote": Entry(
+        "artpulse_jobs.commands.promote:promote_command",
+        "Make a version champion if it passes the...",
+    ),
+    "rollback": Entry(
+        "artpulse_jobs.commands.promote:rollback_command",
+        "Point champion back at previous-champion...",
+    ),
+    "operator": Entry(
+        "artpulse_jobs.commands.operator:operator_command",
+        "Run the operator that keeps serving...",
+    ),
+    "demo": Entry(
+        "artpulse_jobs.commands.demo:demo_command", "Run the local loop: generate images,..."
+    ),
 }
-"""Sub-command name -> ``module:attribute`` of its click command, in lifecycle order."""
+"""Sub-command name -> its command and summary, in lifecycle order."""
 
 
 class LazyCommands(click.Group):
@@ -46,11 +87,17 @@ class LazyCommands(click.Group):
         """Every sub-command name, in lifecycle order."""
         return list(COMMANDS)
 
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The commands section of ``--help``, from the summaries (nothing is imported)."""
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, entry.summary) for name, entry in COMMANDS.items()])
+
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         """Import and return the named sub-command, or None when there is no such command."""
-        target = COMMANDS.get(cmd_name)
-        if target is None:
+        entry = COMMANDS.get(cmd_name)
+        if entry is None:
             return None
+        target = entry.target
         module_name, attribute = target.split(":")
         # Before the command's module imports MLflow, and exported to what the command starts
         # (MLServer, kopf).

@@ -80,6 +80,7 @@ def training_document(result: TrainResult) -> dict[str, Any]:
         aliases=result.aliases,
         run_id=result.run_id,
         chosen=result.best_candidate,
+        feature_mode=result.feature_mode.value,
         metrics=result.metrics,
         dataset={key: dataset[key] for key in ("path", "n_images", "counts", "content_hash")}
         | {"skipped": dataset["skipped"], "unknown_entries": dataset["unknown_entries"]},
@@ -106,7 +107,11 @@ def drift_document(result: DriftResult) -> dict[str, Any]:
     return _document(
         verdict=report["verdict"],
         summary=report["summary"],
-        model={"name": report["model"]["name"], "version": str(report["model"]["version"])},
+        model={
+            "name": report["model"]["name"],
+            "version": str(report["model"]["version"]),
+            "feature_mode": report["model"]["feature_mode"],
+        },
         window=report["window"],
         counts=report["counts"],
         drifted_features=report["drifted_features"],

@@ -1,107 +1,36 @@
 """The model ArtPulse logs to MLflow: a scikit-learn estimator behind a pyfunc that returns
 labels and class probabilities in the contract's label order.
 
-The estimator is fitted on class indices (positions in ``LABELS``). A training set may lack
-some labels; their probability columns are then zero.
+The pyfunc scores through the estimator's ``Scorer`` (``artpulse_contract.scoring``: the
+numpy path of a linear model, the label order) and records the ``FeatureMode`` its features
+were computed in.
 
-The estimator is stored with skops, not pickle: loading it rebuilds only scikit-learn and numpy
-objects plus the types listed in ``TRUSTED_TYPES`` (the trees of the forest and boosting
-candidates), so a tampered artifact cannot run code. The pyfunc itself is logged as code
-(MLflow's models-from-code, ``artpulse_contract.pyfunc_model``) and loads the estimator in
-``load_context``. Versions logged before (cloudpickle) still load.
-
-The linear candidate gets a numpy path: scikit-learn's ``Pipeline.predict_proba`` spends
-0.4-0.6 ms per call on input validation and dispatch, most of a linear model's cost on the
-serving hot path. For a ``StandardScaler -> LogisticRegression`` pipeline with a softmax over
-three or more classes the same probabilities are ``softmax(x @ W.T + b)`` with the scaler
-folded into ``W`` and ``b`` (``LinearSoftmax``).
+Nothing is pickled: the estimator is stored with skops under an allow-list
+(``artpulse_contract.estimator_store``), the scorer as plain arrays, and the pyfunc itself is
+logged as code (MLflow's models-from-code, ``artpulse_contract.pyfunc_model``), loading both
+in ``load_context``. Versions logged before (cloudpickle, or skops without a scorer) still
+load, as ``EXACT``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import skops.io
 from mlflow.pyfunc import PythonModel
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import StandardScaler
-from skops.io.exceptions import UntrustedTypesFoundException
 
-from artpulse_contract.constants import FEATURE_NAMES, LABELS, PROBABILITY_COLUMN_PREFIX
+from artpulse_contract.constants import (
+    FEATURE_NAMES,
+    LABELS,
+    PROBABILITY_COLUMN_PREFIX,
+    FeatureMode,
+)
+from artpulse_contract.estimator_store import ESTIMATOR_ARTIFACT
+from artpulse_contract.scoring import SCORER_ARTIFACT, Scorer, load_scorer
 
 PROBABILITY_COLUMNS = tuple(f"{PROBABILITY_COLUMN_PREFIX}{label}" for label in LABELS)
-
-ESTIMATOR_ARTIFACT = "estimator"
-"""The logged model's artifact holding the estimator (a skops file)."""
-
-TRUSTED_TYPES = (
-    "sklearn.tree._tree.Tree",
-    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
-)
-"""Types beyond skops' defaults that the candidates' estimators hold, and nothing else."""
-
-
-class UntrustedEstimatorError(ValueError):
-    """A stored estimator holds types outside ``TRUSTED_TYPES``; it is not loaded."""
-
-
-def save_estimator(estimator: Any, path: Path) -> Path:
-    """Store ``estimator`` with skops at ``path``; refuse one that could not be loaded back."""
-    data = skops.io.dumps(estimator)
-    untrusted = set(skops.io.get_untrusted_types(data=data)) - set(TRUSTED_TYPES)
-    if untrusted:
-        raise UntrustedEstimatorError(
-            f"{type(estimator).__name__} holds types outside TRUSTED_TYPES: {sorted(untrusted)}"
-        )
-    path.write_bytes(data)
-    return path
-
-
-def load_estimator(path: Path | str) -> Any:
-    """The estimator stored at ``path``; ``UntrustedEstimatorError`` naming any type outside
-    ``TRUSTED_TYPES`` (nothing of the file is run)."""
-    try:
-        return skops.io.load(path, trusted=list(TRUSTED_TYPES))
-    except UntrustedTypesFoundException as error:
-        raise UntrustedEstimatorError(f"{path}: {error}") from error
-
-
-@dataclass(frozen=True)
-class LinearSoftmax:
-    """Class probabilities as ``softmax(features @ weights.T + intercept)``."""
-
-    weights: np.ndarray  # (classes, features)
-    intercept: np.ndarray  # (classes,)
-
-    def predict_proba(self, features: np.ndarray) -> np.ndarray:
-        """Probabilities (N, classes) in the estimator's ``classes_`` order, float64."""
-        logits = np.asarray(features, dtype=np.float64) @ self.weights.T + self.intercept
-        logits -= logits.max(axis=1, keepdims=True)
-        np.exp(logits, out=logits)
-        logits /= logits.sum(axis=1, keepdims=True)
-        return logits
-
-
-def linear_softmax_of(estimator: Any) -> LinearSoftmax | None:
-    """The folded form of a scaler + multinomial logistic pipeline, or None for anything else."""
-    if not isinstance(estimator, Pipeline) or len(estimator.steps) != 2:
-        return None
-    scaler, model = estimator.steps[0][1], estimator.steps[1][1]
-    if not isinstance(scaler, StandardScaler) or not isinstance(model, LogisticRegression):
-        return None
-    coef = np.asarray(model.coef_, dtype=np.float64)
-    if len(model.classes_) < 3 or coef.shape[0] != len(model.classes_):
-        return None  # binary models use a sigmoid, not a softmax
-    mean = scaler.mean_ if scaler.with_mean else np.zeros(coef.shape[1])
-    scale = scaler.scale_ if scaler.with_std else np.ones(coef.shape[1])
-    weights = coef / np.asarray(scale, dtype=np.float64)
-    intercept = np.asarray(model.intercept_, dtype=np.float64) - weights @ np.asarray(mean)
-    return LinearSoftmax(weights=weights, intercept=intercept)
 
 
 def as_feature_matrix(rows: Any) -> np.ndarray:
@@ -124,35 +53,53 @@ def as_feature_matrix(rows: Any) -> np.ndarray:
 class ArtPulseClassifier(PythonModel):
     """Pyfunc wrapper: feature rows in, a label and one probability per label out.
 
-    Made with the fitted estimator (training), or without one and given it by MLflow's
-    ``load_context`` from the ``estimator`` artifact (a logged model being loaded).
+    Made with the fitted estimator and its feature mode (training), or without them and given
+    its scorer by MLflow's ``load_context`` from the model's artifacts (a logged model being
+    loaded).
     """
 
-    def __init__(self, estimator: Any = None) -> None:
+    def __init__(self, estimator: Any = None, feature_mode: FeatureMode = FeatureMode.EXACT):
+        """Wrap ``estimator``, fitted on features computed in ``feature_mode`` (or nothing yet,
+        for a logged model's ``load_context`` to fill)."""
         self.estimator = estimator
-        self._linear: LinearSoftmax | None = linear_softmax_of(estimator)
+        self.scorer: Scorer | None = (
+            None if estimator is None else Scorer.of(estimator, feature_mode)
+        )
 
     def load_context(self, context: Any) -> None:
-        """Load the estimator from the model's skops artifact (models logged as code)."""
-        if self.estimator is None:
-            self.estimator = load_estimator(context.artifacts[ESTIMATOR_ARTIFACT])
-            self._linear = linear_softmax_of(self.estimator)
+        """Load the scorer from the model's artifacts (models logged as code)."""
+        if self.scorer is None:
+            artifacts = context.artifacts
+            scorer_file = artifacts.get(SCORER_ARTIFACT)
+            self.scorer = load_scorer(
+                Path(artifacts[ESTIMATOR_ARTIFACT]), Path(scorer_file) if scorer_file else None
+            )
+            self.estimator = self.scorer.estimator  # None for a linear scorer: not needed
 
     def __getstate__(self) -> dict[str, Any]:
-        # Versions logged before skops were pickled: only the estimator was stored.
+        # The form versions logged before skops were pickled in: the estimator only.
         return {"estimator": self.estimator}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        # Those versions predate feature modes: EXACT.
         self.estimator = state["estimator"]
-        self._linear = linear_softmax_of(self.estimator)
+        self.scorer = Scorer.of(self.estimator)
+
+    @property
+    def feature_mode(self) -> FeatureMode:
+        """How the estimator's features were computed from images."""
+        return self.loaded_scorer.feature_mode
+
+    @property
+    def loaded_scorer(self) -> Scorer:
+        """The scorer (``RuntimeError`` before ``load_context`` has loaded it)."""
+        if self.scorer is None:
+            raise RuntimeError("the classifier has no estimator yet (load_context loads it)")
+        return self.scorer
 
     def predict_proba(self, features: np.ndarray) -> np.ndarray:
         """Class probabilities, shape (N, 5), columns in ``LABELS`` order."""
-        linear = self._linear
-        raw = linear.predict_proba(features) if linear else self.estimator.predict_proba(features)
-        probabilities = np.zeros((features.shape[0], len(LABELS)), dtype=np.float32)
-        probabilities[:, np.asarray(self.estimator.classes_, dtype=np.int64)] = raw
-        return probabilities
+        return self.loaded_scorer.predict_proba(features)
 
     def predict(
         self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None

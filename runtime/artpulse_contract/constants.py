@@ -2,6 +2,7 @@
 defined (model and alias names, labels and feature columns, V2 tensor names, artifacts and
 environment variables)."""
 
+from enum import StrEnum
 from typing import Final
 
 MODEL_NAME: Final = "artpulse-classifier"
@@ -16,6 +17,23 @@ LABELS: Final[tuple[str, ...]] = ("minimal", "neo-pop", "surreal", "monochrome",
 
 FEATURE_NAMES: Final[tuple[str, ...]] = ("hue_mean", "sat_mean", "val_mean", "contrast", "edges")
 """Feature columns, in the order every feature row uses."""
+
+
+class FeatureMode(StrEnum):
+    """How an image is brought to the contract's 128 x 128 before its features are computed.
+
+    Every model records the mode it was trained in (the ``artpulse.feature_mode`` tag of its
+    run and version, and inside its pyfunc); serving, drift and the gate use that mode. A model
+    without the record is ``EXACT``.
+    """
+
+    EXACT = "exact"
+    """Decode at full size, then resize: the contract's definition, bit for bit."""
+    DRAFT = "draft"
+    """JPEG is decoded straight to the smallest DCT scale (1/2, 1/4, 1/8) that keeps both sides
+    at or above 128 px (Pillow's ``draft``), then resized the same way; other formats as
+    ``EXACT``. Values differ slightly from ``EXACT`` (see the README's feature contract)."""
+
 
 INPUT_IMAGE: Final = "image"
 INPUT_FEATURES: Final = "features"

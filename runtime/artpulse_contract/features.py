@@ -5,7 +5,8 @@ to [0, 1]: ``hue_mean``, ``sat_mean``, ``val_mean`` are the means of Pillow's HS
 ``contrast`` is ``clip(2 * std(gray), 0, 1)`` and ``edges`` the mean absolute difference of
 horizontal and of vertical neighbours in grey, averaged and clipped to [0, 1]. All float32,
 in ``FEATURE_NAMES`` order. Reductions run on exact integer sums, so the single-image and
-batch forms return the same values bit for bit.
+batch forms return the same values bit for bit. ``mode`` is the model's ``FeatureMode``:
+``EXACT`` (the default) is the definition above; ``DRAFT`` decodes JPEGs at a reduced scale.
 """
 
 from __future__ import annotations
@@ -16,13 +17,14 @@ import numpy as np
 from PIL import Image
 
 from artpulse_contract.budget import CapacityBudget
-from artpulse_contract.constants import FEATURE_NAMES, LABELS
+from artpulse_contract.constants import FEATURE_NAMES, LABELS, FeatureMode
 from artpulse_contract.errors import BatchImageError, ImageDecodeError
 from artpulse_contract.imaging import DEFAULT_LIMITS, DecodeLimits, prepare_image
 
 __all__ = [
     "FEATURE_NAMES",
     "LABELS",
+    "FeatureMode",
     "extract_features",
     "extract_features_batch",
     "features_from_prepared",
@@ -73,16 +75,19 @@ def extract_features(
     image: ImageInput,
     limits: DecodeLimits = DEFAULT_LIMITS,
     pixels: CapacityBudget | None = None,
+    mode: FeatureMode = FeatureMode.EXACT,
 ) -> np.ndarray:
     """Return the float32 features, shape (5,), of one encoded image or PIL image.
 
     ``pixels`` bounds the pixels decoded at once across threads (see ``prepare_image``).
     """
-    return features_from_prepared([prepare_image(image, limits, pixels)])[0]
+    return features_from_prepared([prepare_image(image, limits, pixels, mode)])[0]
 
 
 def extract_features_batch(
-    images: Sequence[ImageInput], limits: DecodeLimits = DEFAULT_LIMITS
+    images: Sequence[ImageInput],
+    limits: DecodeLimits = DEFAULT_LIMITS,
+    mode: FeatureMode = FeatureMode.EXACT,
 ) -> np.ndarray:
     """Return the float32 features, shape (N, 5), of a batch of images.
 
@@ -91,7 +96,7 @@ def extract_features_batch(
     prepared = []
     for index, image in enumerate(images):
         try:
-            prepared.append(prepare_image(image, limits))
+            prepared.append(prepare_image(image, limits, mode=mode))
         except ImageDecodeError as exc:
             raise BatchImageError(index, exc) from exc
     return features_from_prepared(prepared)

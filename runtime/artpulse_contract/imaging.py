@@ -4,7 +4,9 @@ Limits are checked before pixels are decoded: the encoded size first, then the s
 header declares (a decompression-bomb guard, always with our limit in the message, never
 Pillow's). A server can also bound the pixels decoded at once, across threads, with a
 ``CapacityBudget``. Bytes whose signature names a format but that do not decode are
-"corrupt or truncated <format>", not "not an image". EXIF orientation is *not* applied: the
+"corrupt or truncated <format>", not "not an image". In ``FeatureMode.DRAFT`` a JPEG is
+decoded at a reduced DCT scale (see ``draft_box``); ``EXACT`` decodes every image at full size.
+EXIF orientation is *not* applied: the
 contract is defined on the stored pixel grid, as in the system ArtPulse replaces, and the
 five features are nearly invariant to 90-degree turns anyway.
 """
@@ -21,6 +23,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from artpulse_contract.budget import CapacityBudget
+from artpulse_contract.constants import FeatureMode
 from artpulse_contract.errors import (
     CorruptImageError,
     EmptyImageError,
@@ -32,6 +35,10 @@ from artpulse_contract.errors import (
 
 CONTRACT_SIZE = (128, 128)
 """Every image is resized to this size (width, height) before features are computed."""
+
+DRAFT_TOLERANCE = 0.02
+"""Largest difference of any feature between ``FeatureMode.DRAFT`` and ``EXACT`` on one JPEG,
+with a margin over what ``bench/feature_modes.py`` measures on photo-like JPEGs (README)."""
 
 ACCEPTED_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "GIF", "TIFF")
 """Pillow decoders tried on untrusted bytes; nothing else is attempted."""
@@ -120,6 +127,10 @@ def _identify(data: bytes, limits: DecodeLimits) -> Image.Image:
             f"image declares {width}x{height} = {width * height} pixels, above the "
             f"limit of {limits.max_pixels} pixels"
         )
+    # The bytes are already in memory: the decoder gets them in one piece instead of 64 KiB
+    # reads (a JPEG decoder suspended mid-row re-scans it: ~15% of a 12 MP decode). The
+    # decoded pixels are the same.
+    image.decodermaxblock = max(image.decodermaxblock, len(data))
     return image
 
 
@@ -161,27 +172,48 @@ def to_rgb(image: Image.Image) -> Image.Image:
         ) from exc
 
 
+Box = tuple[float, float, float, float]
+
+
+def draft_box(image: Image.Image) -> Box | None:
+    """Make a JPEG not yet decoded decode at the smallest DCT scale (1/2, 1/4 or 1/8) that
+    keeps both sides at or above the contract's 128 px; return the region of the reduced image
+    that covers the original (its last row and column may hold a partial block), or None when
+    the image decodes at full size (not a JPEG, too small to reduce, or not reducible).
+    """
+    if image.format != "JPEG":
+        return None
+    full_width, full_height = image.size
+    drafted = image.draft(None, CONTRACT_SIZE)
+    if drafted is None or image.size == (full_width, full_height):
+        return None
+    return drafted[1]
+
+
 def prepare_image(
     image: bytes | Image.Image,
     limits: DecodeLimits = DEFAULT_LIMITS,
     pixels: CapacityBudget | None = None,
+    mode: FeatureMode = FeatureMode.EXACT,
 ) -> Image.Image:
     """Decode (if bytes), convert to RGB and resize to the contract's 128 x 128 (bilinear).
 
-    With ``pixels``, the decode waits until the image's pixels fit that budget and holds
-    them until the full-size image is resized away.
+    ``mode`` ``DRAFT`` decodes a JPEG at a reduced scale first (``draft_box``). With
+    ``pixels``, the decode waits until the pixels it produces fit that budget and holds them
+    until the decoded image is resized away.
     """
     if not isinstance(image, bytes | bytearray):
         return _to_contract_size(image)
     identified = _identify(bytes(image), limits)
+    box = draft_box(identified) if mode == FeatureMode.DRAFT else None
     width, height = identified.size
     hold = pixels.hold(width * height) if pixels is not None else contextlib.nullcontext()
     with hold:
-        return _to_contract_size(_load(identified))
+        return _to_contract_size(_load(identified), box)
 
 
-def _to_contract_size(decoded: Image.Image) -> Image.Image:
+def _to_contract_size(decoded: Image.Image, box: Box | None = None) -> Image.Image:
     rgb = to_rgb(decoded)
-    if rgb.size == CONTRACT_SIZE:
+    if box is None and rgb.size == CONTRACT_SIZE:
         return rgb
-    return rgb.resize(CONTRACT_SIZE, Image.Resampling.BILINEAR)
+    return rgb.resize(CONTRACT_SIZE, Image.Resampling.BILINEAR, box=box)

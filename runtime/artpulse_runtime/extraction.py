@@ -1,7 +1,8 @@
 """Encoded images of a request -> feature rows, on a thread pool inside the server process.
 
 Pillow releases the GIL while it decodes and resizes, so threads use every core without the
-inter-process hop of MLServer's parallel workers. The pixels decoded at once are bounded
+inter-process hop of MLServer's parallel workers. Images are prepared in the loaded model's
+``FeatureMode``. The pixels decoded at once are bounded
 (``ARTPULSE_DECODE_PIXELS_IN_FLIGHT``): large images take turns, small ones share. One bad
 image fails its request with ``BatchImageError`` naming its index (the lowest when several
 fail), counted by reason in ``artpulse_image_decode_failures_total``.
@@ -17,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from artpulse_contract.budget import CapacityBudget
+from artpulse_contract.constants import FeatureMode
 from artpulse_contract.errors import BatchImageError, ImageDecodeError
 from artpulse_contract.features import features_from_prepared
 from artpulse_contract.imaging import DecodeLimits, prepare_image
@@ -45,10 +47,10 @@ class ImageFeatureExtractor:
         self._metrics = metrics
         self._pixels = CapacityBudget(pixels_in_flight)
 
-    def _one(self, data: bytes, index: int) -> np.ndarray:
+    def _one(self, data: bytes, index: int, mode: FeatureMode) -> np.ndarray:
         started = time.perf_counter()
         try:
-            prepared = prepare_image(data, self._limits, self._pixels)
+            prepared = prepare_image(data, self._limits, self._pixels, mode)
         except ImageDecodeError as exc:
             self._metrics.decode_failures.labels(reason=decode_failure_reason(exc)).inc()
             raise BatchImageError(index, exc) from exc
@@ -56,11 +58,12 @@ class ImageFeatureExtractor:
         self._metrics.feature_seconds.observe(time.perf_counter() - started)
         return features
 
-    async def extract(self, images: Sequence[bytes]) -> np.ndarray:
-        """The (N, 5) float32 features of ``images``; ``BatchImageError`` on a bad one."""
+    async def extract(self, images: Sequence[bytes], mode: FeatureMode) -> np.ndarray:
+        """The (N, 5) float32 features of ``images`` in ``mode``; ``BatchImageError`` on a bad
+        one."""
         loop = asyncio.get_running_loop()
         jobs = [
-            loop.run_in_executor(self._pool, self._one, data, index)
+            loop.run_in_executor(self._pool, self._one, data, index, mode)
             for index, data in enumerate(images)
         ]
         results = await asyncio.gather(*jobs, return_exceptions=True)

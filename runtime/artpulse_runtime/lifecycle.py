@@ -163,7 +163,7 @@ class ModelLifecycle:
         parameters = self._model_settings.parameters
         extra = (parameters.extra if parameters else None) or {}
         batcher = FeatureBatcher(
-            loaded.classifier.predict_proba,
+            loaded.scorer.predict_proba,
             max_batch_size=int(extra.get(BATCH_SIZE_PARAMETER, 1)),
             max_batch_time=float(extra.get(BATCH_TIME_PARAMETER, 0.0)),
         )
@@ -173,13 +173,14 @@ class ModelLifecycle:
         self.load_problem = None
         mark_serving(self.name, True)
         logger.info(
-            "model %r serves registry version %s of %r (from %s, loaded in %.2f s; batching %s, "
-            "%d decode threads, events %s)",
+            "model %r serves registry version %s of %r (from %s, loaded in %.2f s; %s features, "
+            "batching %s, %d decode threads, events %s)",
             self.name,
             loaded.version,
             loaded.name,
             settings.model_uri,
             time.perf_counter() - started,
+            loaded.feature_mode.value,
             "on" if batcher.enabled else "off",
             settings.resolved_decode_threads,
             "on" if recorder else "off",

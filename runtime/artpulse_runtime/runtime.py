@@ -34,6 +34,10 @@ from artpulse_runtime.serving_metrics import serving_metrics
 UNLOAD_GRACE_SECONDS = 30.0
 """How long an unload waits for the requests in flight."""
 
+FEATURE_MODE_PARAMETER = "feature_mode"
+"""Metadata parameter naming the loaded model's ``FeatureMode`` (``exact`` or ``draft``): how
+a client computing its own feature rows should compute them."""
+
 ONE_OF_PARAMETER = "one_of"
 """Metadata parameter (of the model and of each input) naming the inputs a request carries
 exactly one of, comma-separated."""
@@ -75,13 +79,16 @@ class ArtPulseRuntime(MLModel):
 
     async def metadata(self) -> MetadataModelResponse:
         """The declared inputs and outputs, with the loaded registry version in ``versions``
-        and, in ``parameters``, the inputs a request carries exactly one of."""
+        and, in ``parameters``, the inputs a request carries exactly one of and the loaded
+        model's feature mode."""
         response: MetadataModelResponse = await super().metadata()
+        names = ",".join(tensor.name for tensor in self.settings.inputs or ())
+        parameters: dict[str, str] = {ONE_OF_PARAMETER: names}
         serving = self._lifecycle.serving if self._lifecycle else None
         if serving is not None:
             response.versions = [serving.loaded.version]
-        names = ",".join(tensor.name for tensor in self.settings.inputs or ())
-        response.parameters = Parameters(**{ONE_OF_PARAMETER: names})
+            parameters[FEATURE_MODE_PARAMETER] = serving.loaded.feature_mode.value
+        response.parameters = Parameters(**parameters)
         return response
 
     async def predict(self, payload: InferenceRequest) -> InferenceResponse:
@@ -113,7 +120,9 @@ class ArtPulseRuntime(MLModel):
             request = decode_request(payload, limits)
             async with serving.batcher.request():
                 if request.features is None:
-                    features = await serving.extractor.extract(request.images)
+                    features = await serving.extractor.extract(
+                        request.images, serving.loaded.feature_mode
+                    )
                 else:
                     features = request.features
                 probabilities = await serving.batcher.predict(features)

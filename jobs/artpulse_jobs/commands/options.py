@@ -11,7 +11,7 @@ import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from mlflow.exceptions import MlflowException
@@ -22,9 +22,11 @@ from artpulse_contract.events.engine import parse_url
 from artpulse_contract.network import connection_failure
 from artpulse_contract.registry.failures import classify
 from artpulse_contract.settings import ArtPulseSettings
-from artpulse_jobs.monitoring.drift import DriftError, DriftResult, default_window, run_drift
 from artpulse_jobs.monitoring.settings import MonitoringSettings
 from artpulse_jobs.monitoring.thresholds import DEFAULT_THRESHOLDS, DEFAULT_WINDOW_HOURS
+
+if TYPE_CHECKING:
+    from artpulse_jobs.monitoring.drift import DriftResult
 
 ENV_PREFIX = "ARTPULSE_"
 
@@ -186,6 +188,10 @@ THRESHOLD_OPTIONS = {
 
 def run_drift_options(settings: MonitoringSettings, **options: Any) -> DriftResult:
     """Run the drift check with ``drift_options``' values over the settings' defaults."""
+    # Imported here: scipy and the report's modules cost a second that the other commands
+    # sharing these options (``models``, ``train``, ...) should not pay.
+    from artpulse_jobs.monitoring.drift import DriftError, default_window, run_drift
+
     overrides = {field: options[option] for field, option in THRESHOLD_OPTIONS.items()}
     try:
         thresholds = dataclasses.replace(

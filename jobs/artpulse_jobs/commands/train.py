@@ -9,7 +9,7 @@ from typing import Any
 import click
 from mlflow.exceptions import MlflowException
 
-from artpulse_contract.constants import TRAINING_EXPERIMENT
+from artpulse_contract.constants import TRAINING_EXPERIMENT, FeatureMode
 from artpulse_contract.registry.failures import RegistryError
 from artpulse_contract.settings import ArtPulseSettings
 from artpulse_jobs.commands.options import Output, failure, json_option
@@ -100,6 +100,14 @@ def _warn_about(dataset: dict[str, Any], dataset_dir: Path) -> None:
     help="Train only this candidate (repeatable; default: all).",
 )
 @click.option(
+    "--feature-mode",
+    default=DEFAULTS.feature_mode.value,
+    show_default=True,
+    type=click.Choice([mode.value for mode in FeatureMode]),
+    help="How images become features: exact (full-size decode) or draft (JPEGs decoded at a "
+    "reduced DCT scale); recorded with the model, which serving and drift follow.",
+)
+@click.option(
     "--min-per-label",
     default=DEFAULTS.min_per_label,
     show_default=True,
@@ -142,6 +150,7 @@ def train_command(
     test_size: float,
     cv_folds: int,
     candidates: tuple[str, ...],
+    feature_mode: str,
     min_per_label: int,
     model_name: str | None,
     experiment: str,
@@ -166,6 +175,7 @@ def train_command(
         test_size=test_size,
         cv_folds=cv_folds,
         candidates=candidates or DEFAULTS.candidates,
+        feature_mode=FeatureMode(feature_mode),
         min_per_label=min_per_label,
         workers=workers,
         progress=on_terminal(),

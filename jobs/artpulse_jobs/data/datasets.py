@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from artpulse_contract.constants import FEATURE_NAMES, LABELS
+from artpulse_contract.constants import FEATURE_NAMES, LABELS, FeatureMode
 from artpulse_jobs.data.feature_cache import FeatureCache, extract_with_cache, file_digest
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp"})
@@ -115,10 +115,12 @@ def load_image_dataset(
     *,
     min_labels: int = 2,
     cache_dir: Path | None = None,
+    feature_mode: FeatureMode = FeatureMode.EXACT,
     workers: int | None = None,
     progress: bool = False,
 ) -> ImageDataset:
-    """Read the image folder ``root`` into feature rows (features cached under ``cache_dir``).
+    """Read the image folder ``root`` into feature rows computed in ``feature_mode`` (cached
+    under ``cache_dir``).
 
     Raises ``DatasetError`` when a label folder holds fewer than ``min_per_label`` readable
     images or fewer than ``min_labels`` labels have images.
@@ -128,9 +130,15 @@ def load_image_dataset(
     path_labels = [LABELS.index(label) for label in LABELS for _ in files.get(label, [])]
     digests = [file_digest(path.read_bytes()) for path in paths]
     dataset_hash = _content_hash(path_labels, digests)
-    cache = FeatureCache(cache_dir) if cache_dir else None
+    cache = FeatureCache(cache_dir, feature_mode) if cache_dir else None
     extraction = extract_with_cache(
-        paths, digests, dataset_hash, cache, workers=workers, progress=progress
+        paths,
+        digests,
+        dataset_hash,
+        cache,
+        mode=feature_mode,
+        workers=workers,
+        progress=progress,
     )
     rows, labels, kept, skipped = [], [], [], []
     for path, label, digest in zip(paths, path_labels, digests, strict=True):

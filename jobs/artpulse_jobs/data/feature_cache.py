@@ -1,6 +1,7 @@
 """Feature extraction over many image files, cached by content hash in the state folder.
 
-The cache is a folder of shards, one ``<dataset hash>.npz`` per dataset extracted, holding the
+The cache is a folder of shards per ``FeatureMode`` (the same image has other features in
+another mode), one ``<dataset hash>.npz`` per dataset extracted, holding the
 SHA-256 digest of every file with its five features, and the digests of files that failed to
 decode with the reason. A retrain on the same images opens one shard and decodes nothing; a
 dataset that grew reuses the rows of older shards and decodes only the new files. The folder
@@ -15,6 +16,7 @@ import os
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +24,7 @@ from tqdm import tqdm
 
 from artpulse_contract import features as contract_module
 from artpulse_contract import imaging as decoding_module
-from artpulse_contract.constants import FEATURE_NAMES
+from artpulse_contract.constants import FEATURE_NAMES, FeatureMode
 from artpulse_contract.errors import ImageDecodeError
 from artpulse_contract.features import extract_features
 from artpulse_jobs.data.parallel import available_cores, process_pool
@@ -60,20 +62,28 @@ class Extraction:
     """Files decoded during this extraction (0 when everything came from the cache)."""
 
 
-def _extract_chunk(paths: Sequence[Path]) -> list[tuple[np.ndarray | None, str]]:
+def _extract_chunk(
+    paths: Sequence[Path], mode: FeatureMode = FeatureMode.EXACT
+) -> list[tuple[np.ndarray | None, str]]:
     results: list[tuple[np.ndarray | None, str]] = []
     for path in paths:
         try:
-            results.append((extract_features(path.read_bytes()), ""))
+            results.append((extract_features(path.read_bytes(), mode=mode), ""))
         except (ImageDecodeError, OSError) as exc:
             results.append((None, str(exc)))
     return results
 
 
 def extract_files(
-    paths: Sequence[Path], *, workers: int | None = None, progress: bool = False
+    paths: Sequence[Path],
+    *,
+    mode: FeatureMode = FeatureMode.EXACT,
+    workers: int | None = None,
+    progress: bool = False,
 ) -> list[tuple[np.ndarray | None, str]]:
-    """Features (or a failure reason) for each file, on all cores for large batches."""
+    """Features (or a failure reason) for each file in ``mode``, on all cores for large
+    batches."""
+    extract_chunk = partial(_extract_chunk, mode=mode)
     chunks = [paths[i : i + CHUNK_SIZE] for i in range(0, len(paths), CHUNK_SIZE)]
     workers = min(workers or available_cores(), max(1, len(chunks)))
     results: list[tuple[np.ndarray | None, str]] = []
@@ -82,21 +92,23 @@ def extract_files(
     ) as bar:
         if workers == 1 or len(paths) < PARALLEL_THRESHOLD:
             for chunk in chunks:
-                results.extend(_extract_chunk(chunk))
+                results.extend(extract_chunk(chunk))
                 bar.update(len(chunk))
             return results
         with process_pool(workers) as pool:
-            for chunk, chunk_results in zip(chunks, pool.map(_extract_chunk, chunks), strict=True):
+            for chunk, chunk_results in zip(chunks, pool.map(extract_chunk, chunks), strict=True):
                 results.extend(chunk_results)
                 bar.update(len(chunk))
     return results
 
 
 class FeatureCache:
-    """Shards of cached features under one folder (usually ``<state>/feature-cache``)."""
+    """Shards of features cached in one mode under one folder (usually
+    ``<state>/feature-cache``)."""
 
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory / CACHE_VERSION
+    def __init__(self, directory: Path, mode: FeatureMode = FeatureMode.EXACT) -> None:
+        """The cache of ``mode``'s features in ``directory``."""
+        self.directory = directory / CACHE_VERSION / FeatureMode(mode).value
 
     def _shard(self, dataset_hash: str) -> Path:
         return self.directory / f"{dataset_hash}.npz"
@@ -148,15 +160,19 @@ def extract_with_cache(
     dataset_hash: str,
     cache: FeatureCache | None,
     *,
+    mode: FeatureMode = FeatureMode.EXACT,
     workers: int | None = None,
     progress: bool = False,
 ) -> Extraction:
-    """Features for every digest, decoding only the files the cache does not hold."""
+    """Features for every digest in ``mode`` (``cache`` holds that mode's), decoding only the
+    files the cache does not hold."""
     result = cache.load(dataset_hash) if cache else Extraction()
     wanted = dict(zip(digests, paths, strict=True))
     missing = [d for d in wanted if d not in result.features and d not in result.failures]
     if missing:
-        fresh = extract_files([wanted[d] for d in missing], workers=workers, progress=progress)
+        fresh = extract_files(
+            [wanted[d] for d in missing], mode=mode, workers=workers, progress=progress
+        )
         for digest, (features, reason) in zip(missing, fresh, strict=True):
             if features is None:
                 result.failures[digest] = reason

@@ -5,13 +5,17 @@ The reference is what training logged in the run of that version: ``reference_st
 a held-out sample of the same training data that the KS test and the Wasserstein distance
 compare with (a two-sample test needs reference values, not just bins). Events are read from
 the event store in chunks and folded into fixed-size counts, so memory does not grow with the
-window. The report goes to ``drift_report.json`` and ``drift_report.html`` and, with its
-summary as metrics, to a run of the MLflow experiment ``drift``.
+window. Like is compared with like: the reference and the events of a version are in that
+version's feature mode (serving computes an image's features in the mode of the model that
+answers it), and ``all_versions`` leaves out the versions registered in another mode. The
+report names the mode. It goes to ``drift_report.json`` and ``drift_report.html`` and, with
+its summary as metrics, to a run of the MLflow experiment ``drift``.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -30,13 +34,14 @@ from artpulse_contract.constants import (
     FEATURE_NAMES,
     HOLDOUT_ARTIFACT,
     REFERENCE_STATS_ARTIFACT,
+    FeatureMode,
 )
 from artpulse_contract.events import EventStore
 from artpulse_contract.events.store import DEFAULT_CHUNK_SIZE
 from artpulse_contract.registry import tags
 from artpulse_contract.registry.connection import client_for, configure_tracking, ensure_experiment
 from artpulse_contract.registry.failures import RegistryEntryMissing
-from artpulse_contract.registry.lookups import chosen_version
+from artpulse_contract.registry.lookups import chosen_version, feature_mode_of, feature_modes
 from artpulse_contract.settings import ArtPulseSettings
 from artpulse_jobs.monitoring.drift_html import write_html
 from artpulse_jobs.monitoring.drift_report import (
@@ -150,8 +155,10 @@ def accumulate(
     window: DriftWindow,
     model_version: str | None,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
+    other_than: Sequence[str] = (),
 ) -> DriftAccumulator:
-    """Fold the events of ``window`` (of ``model_version``, or all when None) into counts.
+    """Fold the events of ``window`` (of ``model_version``, or all when None, but none of
+    the versions ``other_than``) into counts.
 
     One chunk at a time: memory is bounded by ``chunk_size``, not by the window.
     """
@@ -160,6 +167,7 @@ def accumulate(
         since=window.since,
         until=window.until,
         model_version=model_version,
+        other_than=other_than,
         last_n=window.last_n,
         chunk_size=chunk_size,
         probabilities=False,  # drift compares features and labels only
@@ -203,13 +211,35 @@ def _log_report(
         folder.mkdir(parents=True, exist_ok=True)
         json_path = write_json(report, folder / DRIFT_REPORT_JSON)
         html_path = write_html(report, folder / DRIFT_REPORT_HTML)
-        mlflow.set_tags({tags.DRIFT_VERDICT: report["verdict"], tags.MODEL_VERSION: served})
+        mlflow.set_tags(
+            {
+                tags.DRIFT_VERDICT: report["verdict"],
+                tags.MODEL_VERSION: served,
+                tags.FEATURE_MODE: context["model"]["feature_mode"],
+            }
+        )
         mlflow.log_params({f"window_{k}": v for k, v in report["window"].items()})
         mlflow.log_params({f"threshold_{k}": v for k, v in report["thresholds"].items()})
         mlflow.log_metrics(_metrics(report))
         mlflow.log_artifact(str(json_path))
         mlflow.log_artifact(str(html_path))
     return DriftResult(report, run_id, json_path, html_path)
+
+
+def _like_with_like(
+    client: MlflowClient, name: str, served: str, mode: FeatureMode, all_versions: bool
+) -> tuple[str | None, list[str], str]:
+    """Which events to read (a version, or None for all), the versions to leave out (those
+    registered in another feature mode than ``mode``), and how the report names the choice."""
+    if not all_versions:
+        return served, [], served
+    try:
+        other = [version for version, its in feature_modes(client, name).items() if its != mode]
+    except ValueError as error:
+        raise DriftError(str(error)) from error
+    if not other:
+        return None, [], "all"
+    return None, other, f"all but the versions in another feature mode ({', '.join(other)})"
 
 
 def run_drift(
@@ -225,25 +255,35 @@ def run_drift(
     """Check the events of ``version`` (default: the champion) against its reference.
 
     ``window`` defaults to :func:`default_window` (the last 24 hours); only events answered
-    by that version count unless ``all_versions``. The report is written to ``output_dir``
+    by that version count unless ``all_versions`` (then those of every version but the ones
+    registered in another feature mode). The report is written to ``output_dir``
     (default ``<state>/drift-reports/<run id>``) and logged to the ``drift`` experiment.
     """
     configure_tracking(settings)
     client, name = client_for(), settings.model_name
     model_version = resolve_version(client, name, version)
     served = str(model_version.version)
+    try:
+        mode = feature_mode_of(model_version.tags)
+    except ValueError as error:
+        raise DriftError(f"version {served}: {error}") from error
     window = window or default_window()
-    events_version = None if all_versions else served
+    events_version, other_modes, shown = _like_with_like(client, name, served, mode, all_versions)
     reference = load_reference(client, model_version)
     store = EventStore(settings.resolved_events_url)
     try:
-        accumulator = accumulate(store, reference, window, events_version, chunk_size)
+        accumulator = accumulate(store, reference, window, events_version, chunk_size, other_modes)
     finally:
         store.close()
     context = {
         "created_at": datetime.now(UTC).isoformat(),
-        "model": {"name": name, "version": served, "reference_run_id": model_version.run_id},
-        "window": {**window.describe(), "model_version": events_version or "all"},
+        "model": {
+            "name": name,
+            "version": served,
+            "feature_mode": mode.value,
+            "reference_run_id": model_version.run_id,
+        },
+        "window": {**window.describe(), "model_version": shown},
     }
     thresholds = thresholds or DriftThresholds()
     return _log_report(settings, accumulator, reference, thresholds, context, output_dir)

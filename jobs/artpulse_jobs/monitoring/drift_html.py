@@ -118,7 +118,8 @@ def render_html(report: dict[str, Any]) -> str:
     )
     body = [
         f"<h1>Drift report: {escape(str(model.get('name', '')))} version "
-        f"{escape(str(model.get('version', '')))}</h1>",
+        f"{escape(str(model.get('version', '')))} "
+        f"({escape(str(model.get('feature_mode', 'exact')))} features)</h1>",
         f'<p><span class="verdict {verdict}">{verdict}</span> {escape(report["summary"])}</p>',
         '<p class="legend"><span style="background:' + REFERENCE_COLOUR + '"></span>reference '
         '<span style="background:' + CURRENT_COLOUR + '"></span>current window</p>',

@@ -1,8 +1,10 @@
 """Retrain when the drift check says so (or when forced), registering a ``challenger``.
 
-The training data is the configured dataset folder plus any newly labelled images folders;
-the new version records why it was trained: the drift report's MLflow run id and the reason
-(``drift`` or ``forced``). Promotion is a separate, gated step (``artpulse promote``).
+The training data is the configured dataset folder plus any newly labelled images folders,
+in the champion's feature mode (a challenger is compared with its champion like with like;
+``artpulse train --feature-mode`` switches modes); the new version records why it was
+trained: the drift report's MLflow run id and the reason (``drift`` or ``forced``).
+Promotion is a separate, gated step (``artpulse promote``).
 """
 
 from __future__ import annotations
@@ -15,13 +17,18 @@ from typing import Any
 
 from mlflow.exceptions import MlflowException
 
-from artpulse_contract.constants import ALIAS_CHAMPION
+from artpulse_contract.constants import ALIAS_CHAMPION, FeatureMode
 from artpulse_contract.registry import tags
 from artpulse_contract.registry.connection import client_for, configure_tracking
-from artpulse_contract.registry.lookups import version_for_alias
+from artpulse_contract.registry.lookups import feature_mode_of, version_for_alias
 from artpulse_contract.settings import ArtPulseSettings
 from artpulse_jobs.monitoring.drift_report import VERDICT_DRIFT
-from artpulse_jobs.training.train import TrainConfig, TrainResult, run_training
+from artpulse_jobs.training.train import (
+    DEFAULT_FEATURE_MODE,
+    TrainConfig,
+    TrainResult,
+    run_training,
+)
 
 
 class RetrainError(RuntimeError):
@@ -76,6 +83,18 @@ def dataset_folder(settings: ArtPulseSettings, explicit: Path | None) -> Path:
     return explicit
 
 
+def champion_feature_mode(settings: ArtPulseSettings) -> FeatureMode:
+    """The champion's feature mode; the training default when there is no champion."""
+    configure_tracking(settings)
+    champion = version_for_alias(client_for(), settings.model_name, ALIAS_CHAMPION)
+    if champion is None:
+        return DEFAULT_FEATURE_MODE
+    try:
+        return feature_mode_of(champion.tags)
+    except ValueError as error:
+        raise RetrainError(f"champion version {champion.version}: {error}") from error
+
+
 def _usable(folders: Sequence[Path], notes: list[str]) -> list[Path]:
     """The newly labelled folders that exist and hold files (others noted and skipped)."""
     usable = []
@@ -115,7 +134,11 @@ def retrain(
         tags.RETRAIN_DRIFT_RUN: run_id or "none",
         tags.RETRAIN_DRIFT_VERDICT: verdict or "none",
     }
-    config = TrainConfig(dataset_dir=folder, extra_dataset_dirs=extras)
+    config = TrainConfig(
+        dataset_dir=folder,
+        extra_dataset_dirs=extras,
+        feature_mode=champion_feature_mode(settings),
+    )
     result = run_training(settings, config, version_tags=version_tags)
     sources = ", ".join(str(p) for p in [folder, *extras])
     message = (

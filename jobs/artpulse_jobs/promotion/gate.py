@@ -2,7 +2,8 @@
 
 The evaluation set is, by default, the held-out split recorded with the current champion
 (``evaluation/holdout.npz`` of its training run), so a challenger never grades itself on its
-own held-out data; a fixed images folder can be given instead. A candidate passes when its
+own held-out data; a fixed images folder can be given instead, and each version is then
+scored on the folder's features in its own feature mode. A candidate passes when its
 macro F1 reaches ``min_macro_f1`` and is no more than ``max_regression`` below the champion's
 macro F1 on the same set.
 """
@@ -18,8 +19,9 @@ from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 
 from artpulse_contract.classifier import ArtPulseClassifier
-from artpulse_contract.constants import HOLDOUT_ARTIFACT
+from artpulse_contract.constants import HOLDOUT_ARTIFACT, FeatureMode
 from artpulse_contract.registry import tags
+from artpulse_contract.registry.lookups import feature_mode_of
 from artpulse_contract.registry.uris import pinned_uri
 from artpulse_contract.settings import ArtPulseSettings
 from artpulse_jobs.data.datasets import load_image_dataset
@@ -55,12 +57,22 @@ def load_holdout(client: MlflowClient, run_id: str | None, owner: str) -> Evalua
     return EvaluationSet(features, labels, f"{HOLDOUT_ARTIFACT} of {owner} (run {run_id})")
 
 
-def load_eval_dir(settings: ArtPulseSettings, root: Path) -> EvaluationSet:
-    """A labelled images folder (``<root>/<label>/*``) as an evaluation set."""
+def load_eval_dir(
+    settings: ArtPulseSettings, root: Path, mode: FeatureMode = FeatureMode.EXACT
+) -> EvaluationSet:
+    """A labelled images folder (``<root>/<label>/*``) as an evaluation set in ``mode``."""
     if not root.is_dir():
         raise GateError(f"evaluation folder {root} does not exist or is not a folder")
-    dataset = load_image_dataset(root, 1, cache_dir=settings.feature_cache_dir)
-    return EvaluationSet(dataset.features, dataset.labels, f"images folder {root.resolve()}")
+    dataset = load_image_dataset(root, 1, cache_dir=settings.feature_cache_dir, feature_mode=mode)
+    source = f"images folder {root.resolve()} ({mode} features)"
+    return EvaluationSet(dataset.features, dataset.labels, source)
+
+
+def _mode(version: ModelVersion) -> FeatureMode:
+    try:
+        return feature_mode_of(version.tags)
+    except ValueError as error:
+        raise GateError(f"version {version.version}: {error}") from error
 
 
 def score_version(name: str, version: str, evaluation_set: EvaluationSet) -> float:
@@ -76,35 +88,50 @@ def score_version(name: str, version: str, evaluation_set: EvaluationSet) -> flo
     return evaluate(evaluation_set.labels, predicted).macro_f1
 
 
-def _evaluation_set(
+def _evaluation_sets(
     settings: ArtPulseSettings,
     client: MlflowClient,
     candidate: ModelVersion,
     champion: ModelVersion | None,
     eval_dir: Path | None,
-) -> EvaluationSet:
-    """The images folder if given, else the champion's held-out split (else the candidate's)."""
+) -> tuple[EvaluationSet, EvaluationSet | None]:
+    """What the candidate and the champion are scored on: the images folder if given (in
+    each version's feature mode), else the champion's held-out split (else the candidate's)
+    for both."""
     if eval_dir is not None:
-        return load_eval_dir(settings, eval_dir)
+        candidate_set = load_eval_dir(settings, eval_dir, _mode(candidate))
+        if champion is None:
+            return candidate_set, None
+        if _mode(champion) == _mode(candidate):
+            return candidate_set, candidate_set
+        return candidate_set, load_eval_dir(settings, eval_dir, _mode(champion))
     if champion is not None:
-        return load_holdout(client, champion.run_id, f"champion version {champion.version}")
-    return load_holdout(client, candidate.run_id, f"candidate version {candidate.version}")
+        holdout = load_holdout(client, champion.run_id, f"champion version {champion.version}")
+        return holdout, holdout
+    return load_holdout(client, candidate.run_id, f"candidate version {candidate.version}"), None
 
 
 def _run_gate(
-    name: str, evaluation: EvaluationSet, candidate: str, champion: str | None, config: GateConfig
+    name: str,
+    evaluations: tuple[EvaluationSet, EvaluationSet | None],
+    candidate: str,
+    champion: str | None,
+    config: GateConfig,
 ) -> GateDecision:
-    """Score both versions on the same set, log the inputs and scores, decide."""
+    """Score both versions on the same images, log the inputs and scores, decide."""
+    evaluation, champion_evaluation = evaluations
     candidate_f1 = score_version(name, candidate, evaluation)
-    champion_f1 = score_version(name, champion, evaluation) if champion else None
-    mlflow.log_params(
-        {
-            "min_macro_f1": config.min_macro_f1,
-            "max_regression": config.max_regression,
-            "evaluation_source": evaluation.source,
-            "evaluation_n": int(evaluation.labels.shape[0]),
-        }
-    )
+    champion_f1 = None
+    params: dict[str, object] = {
+        "min_macro_f1": config.min_macro_f1,
+        "max_regression": config.max_regression,
+        "evaluation_source": evaluation.source,
+        "evaluation_n": int(evaluation.labels.shape[0]),
+    }
+    if champion is not None and champion_evaluation is not None:
+        champion_f1 = score_version(name, champion, champion_evaluation)
+        params["champion_evaluation_source"] = champion_evaluation.source
+    mlflow.log_params(params)
     mlflow.log_metric("candidate_macro_f1", candidate_f1)
     if champion_f1 is not None:
         mlflow.log_metric("champion_macro_f1", champion_f1)
@@ -174,8 +201,8 @@ def grade(
     """
     if gate.force:
         return GateVerdict(tags.DECISION_FORCED, ["--force: gate skipped"])
-    evaluation = _evaluation_set(settings, client, candidate, champion, gate.eval_dir)
+    evaluations = _evaluation_sets(settings, client, candidate, champion, gate.eval_dir)
     old = str(champion.version) if champion else None
-    decision = _run_gate(candidate.name, evaluation, str(candidate.version), old, gate.config)
+    decision = _run_gate(candidate.name, evaluations, str(candidate.version), old, gate.config)
     verdict = tags.DECISION_PASSED if decision.passed else tags.DECISION_REFUSED
-    return GateVerdict(verdict, decision.reasons, decision, evaluation.source)
+    return GateVerdict(verdict, decision.reasons, decision, evaluations[0].source)

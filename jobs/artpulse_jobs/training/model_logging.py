@@ -15,9 +15,12 @@ from mlflow import MlflowClient
 from mlflow.models import infer_signature
 from mlflow.models.model import ModelInfo
 
-from artpulse_contract.classifier import ESTIMATOR_ARTIFACT, ArtPulseClassifier, save_estimator
-from artpulse_contract.constants import ALIAS_CHALLENGER, ALIAS_CHAMPION, FEATURE_NAMES
+from artpulse_contract.classifier import ArtPulseClassifier
+from artpulse_contract.constants import ALIAS_CHALLENGER, ALIAS_CHAMPION, FEATURE_NAMES, FeatureMode
+from artpulse_contract.estimator_store import ESTIMATOR_ARTIFACT, save_estimator
 from artpulse_contract.registry.lookups import version_for_alias
+from artpulse_contract.registry.tags import FEATURE_MODE
+from artpulse_contract.scoring import SCORER_ARTIFACT
 
 MODEL_ARTIFACT_NAME = "model"
 """Name of the logged model inside its run."""
@@ -48,22 +51,27 @@ def pyfunc_code() -> Path:
     return Path(spec.origin)
 
 
-def log_classifier(estimator: Any, example_rows: np.ndarray) -> ModelInfo:
+def log_classifier(
+    estimator: Any, example_rows: np.ndarray, feature_mode: FeatureMode = FeatureMode.EXACT
+) -> ModelInfo:
     """Log ``estimator`` as an ``ArtPulseClassifier`` pyfunc in the active run.
 
-    The pyfunc is logged as code and the estimator as a skops artifact (see
-    ``artpulse_contract.classifier``). The signature and input example are taken from
-    ``example_rows`` (feature rows).
+    The pyfunc is logged as code, the estimator as a skops artifact and its ``Scorer`` as
+    plain arrays with the feature mode (see ``artpulse_contract.classifier``; the mode is also
+    in the model's metadata). The signature and input example are taken from
+    ``example_rows`` (feature rows, computed in ``feature_mode``).
     """
-    model = ArtPulseClassifier(estimator)
+    model = ArtPulseClassifier(estimator, feature_mode)
     example = pd.DataFrame(example_rows.astype(np.float64), columns=list(FEATURE_NAMES))
     signature = infer_signature(example, model.predict(None, example))
     with tempfile.TemporaryDirectory() as folder:
         stored = save_estimator(estimator, Path(folder) / f"{ESTIMATOR_ARTIFACT}.skops")
+        scorer = model.loaded_scorer.save(Path(folder) / f"{SCORER_ARTIFACT}.npz")
         return mlflow.pyfunc.log_model(
             name=MODEL_ARTIFACT_NAME,
             python_model=pyfunc_code(),
-            artifacts={ESTIMATOR_ARTIFACT: str(stored)},
+            artifacts={ESTIMATOR_ARTIFACT: str(stored), SCORER_ARTIFACT: str(scorer)},
+            metadata={FEATURE_MODE: feature_mode.value},
             signature=signature,
             input_example=example,
             pip_requirements=pip_requirements(),

@@ -10,7 +10,7 @@ import mlflow
 import numpy as np
 from mlflow import MlflowClient
 
-from artpulse_contract.constants import HOLDOUT_ARTIFACT, REFERENCE_STATS_ARTIFACT
+from artpulse_contract.constants import HOLDOUT_ARTIFACT, REFERENCE_STATS_ARTIFACT, FeatureMode
 from artpulse_contract.registry import tags
 from artpulse_jobs.training.fitting import FittedCandidate, Split
 from artpulse_jobs.training.reference import compute_reference_stats
@@ -79,9 +79,13 @@ def log_model_evidence(split: Split, folder: Path) -> None:
 
 
 def build_version_tags(
-    best: FittedCandidate, dataset_hash: str, extra: dict[str, str] | None
+    best: FittedCandidate,
+    dataset_hash: str,
+    feature_mode: FeatureMode,
+    extra: dict[str, str] | None,
 ) -> dict[str, str]:
-    """Tags of a new model version: its scores, dataset hash, model family, and ``extra``."""
+    """Tags of a new model version: its scores, dataset hash, model family, feature mode, and
+    ``extra`` (which cannot override the feature mode: serving follows the pyfunc's)."""
     values = {
         tags.MACRO_F1: f"{best.holdout.macro_f1:.6f}",
         tags.ACCURACY: f"{best.holdout.accuracy:.6f}",
@@ -90,4 +94,4 @@ def build_version_tags(
     }
     if best.external is not None:
         values[tags.EVAL_MACRO_F1] = f"{best.external.macro_f1:.6f}"
-    return {**values, **(extra or {})}
+    return {**values, **(extra or {}), tags.FEATURE_MODE: feature_mode.value}

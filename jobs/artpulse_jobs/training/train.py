@@ -20,7 +20,7 @@ from typing import Any
 import mlflow
 import numpy as np
 
-from artpulse_contract.constants import TRAINING_EXPERIMENT
+from artpulse_contract.constants import TRAINING_EXPERIMENT, FeatureMode
 from artpulse_contract.registry import tags
 from artpulse_contract.registry.connection import client_for, configure_tracking, ensure_experiment
 from artpulse_contract.registry.uris import pinned_uri
@@ -43,6 +43,9 @@ from artpulse_jobs.training.run_logging import (
     log_model_evidence,
 )
 
+DEFAULT_FEATURE_MODE = FeatureMode.EXACT
+"""The mode of new models unless ``--feature-mode`` says otherwise (README, feature modes)."""
+
 
 @dataclass
 class TrainConfig:
@@ -61,6 +64,8 @@ class TrainConfig:
     cv_folds: int = 0
     """Stratified cross-validation folds on the training split; 0 or 1 turns it off."""
     candidates: tuple[str, ...] = tuple(c.name for c in CANDIDATES)
+    feature_mode: FeatureMode = DEFAULT_FEATURE_MODE
+    """How images become features (recorded with the model; serving and drift follow it)."""
     min_per_label: int = DEFAULT_MIN_PER_LABEL
     workers: int | None = None
     """Feature-extraction processes; None means every available core."""
@@ -83,6 +88,8 @@ class TrainResult:
     candidates: list[FittedCandidate]
     timings: dict[str, float]
     """Seconds per stage: features, candidates, plots, store, logging, model, register."""
+    feature_mode: FeatureMode = FeatureMode.EXACT
+    """How the model's features were computed from images."""
 
 
 @contextmanager
@@ -101,6 +108,7 @@ def _load(
     cache_dir = settings.feature_cache_dir if config.use_cache else None
     options: dict[str, Any] = {
         "cache_dir": cache_dir,
+        "feature_mode": config.feature_mode,
         "workers": config.workers,
         "progress": config.progress,
     }
@@ -179,7 +187,13 @@ def _log_parent_run(
 ) -> None:
     """Log the training's tags, parameters and artifacts (its metrics follow the model)."""
     dataset = data.description
-    mlflow.set_tags({tags.BEST_CANDIDATE: best.name, tags.DATASET_HASH: dataset["content_hash"]})
+    mlflow.set_tags(
+        {
+            tags.BEST_CANDIDATE: best.name,
+            tags.DATASET_HASH: dataset["content_hash"],
+            tags.FEATURE_MODE: config.feature_mode.value,
+        }
+    )
     mlflow.log_params(
         {
             "dataset_dir": str(data.main.root),
@@ -188,6 +202,7 @@ def _log_parent_run(
             "test_size": config.test_size,
             "cv_folds": config.cv_folds,
             "candidates": ",".join(config.candidates),
+            "feature_mode": config.feature_mode.value,
             "best_candidate": best.name,
             "n_train": int(data.split.train_labels.size),
             "n_holdout": int(data.split.holdout_labels.size),
@@ -239,7 +254,9 @@ def run_training(
             with _timed(timings, "logging"):
                 _log_parent_run(config, data, fitted, best, experiment_id, plots, folder)
             with _timed(timings, "model"):
-                info = log_classifier(best.estimator, data.split.train_features[:3])
+                info = log_classifier(
+                    best.estimator, data.split.train_features[:3], config.feature_mode
+                )
             with _timed(timings, "logging"):
                 # After the model, linked to it: logging the model copies the run's metrics
                 # logged so far onto it with the same key, step and timestamp, which a
@@ -250,7 +267,7 @@ def run_training(
                 )
             with _timed(timings, "register"):
                 version_tags = build_version_tags(
-                    best, data.description["content_hash"], version_tags
+                    best, data.description["content_hash"], config.feature_mode, version_tags
                 )
                 version, aliases = register_version(
                     client_for(), info.model_uri, name, version_tags
@@ -266,4 +283,5 @@ def run_training(
         dataset=data.description,
         candidates=fitted,
         timings=timings,
+        feature_mode=config.feature_mode,
     )

@@ -116,9 +116,11 @@ class EventStore:
         since: datetime | None = None,
         until: datetime | None = None,
         model_version: str | None = None,
+        other_than: Sequence[str] = (),
     ) -> int:
-        """Number of events with ``since <= timestamp < until`` (and of ``model_version``)."""
-        conditions = self._conditions(since, until, model_version)
+        """Number of events with ``since <= timestamp < until`` (and of ``model_version``,
+        and of none of the versions ``other_than``)."""
+        conditions = self._conditions(since, until, model_version, other_than)
         self.ensure_schema()
         query = sa.select(sa.func.count()).select_from(prediction_events).where(*conditions)
         with self._engine.connect() as connection:
@@ -130,6 +132,7 @@ class EventStore:
         since: datetime | None = None,
         until: datetime | None = None,
         model_version: str | None = None,
+        other_than: Sequence[str] = (),
         last_n: int | None = None,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         probabilities: bool = True,
@@ -143,7 +146,7 @@ class EventStore:
         """
         _require_positive("chunk_size", chunk_size)
         _require_positive("last_n", last_n)
-        conditions = self._conditions(since, until, model_version)
+        conditions = self._conditions(since, until, model_version, other_than)
         columns = chunk_columns(self._engine.dialect, probabilities=probabilities)
         return self._chunks(conditions, last_n, chunk_size, columns)
 
@@ -153,7 +156,10 @@ class EventStore:
 
     @staticmethod
     def _conditions(
-        since: datetime | None, until: datetime | None, model_version: str | None
+        since: datetime | None,
+        until: datetime | None,
+        model_version: str | None,
+        other_than: Sequence[str],
     ) -> list[sa.ColumnElement[bool]]:
         _require_aware("since", since)
         _require_aware("until", until)
@@ -165,6 +171,8 @@ class EventStore:
             conditions.append(table.timestamp < until)
         if model_version is not None:
             conditions.append(table.model_version == model_version)
+        if other_than:
+            conditions.append(table.model_version.not_in(list(other_than)))
         return conditions
 
     def _chunks(

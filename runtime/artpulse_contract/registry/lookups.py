@@ -6,6 +6,7 @@ Every failure is classified (``failures``): a missing model, version or alias is
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -13,10 +14,12 @@ from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
+from artpulse_contract.constants import FeatureMode
 from artpulse_contract.registry.failures import (
     RegistryEntryMissing,
     registry_errors,
 )
+from artpulse_contract.registry.tags import FEATURE_MODE
 from artpulse_contract.registry.uris import ModelReference
 
 
@@ -97,14 +100,37 @@ def resolve_reference(client: MlflowClient, reference: ModelReference) -> ModelV
         ) from error
 
 
+def feature_mode_of(tags: Mapping[str, str]) -> FeatureMode:
+    """The feature mode a version's (or training run's) tags record; ``EXACT`` when none.
+
+    An unknown value is a ``ValueError`` naming the tag and the valid modes.
+    """
+    value = tags.get(FEATURE_MODE, FeatureMode.EXACT)
+    try:
+        return FeatureMode(value)
+    except ValueError:
+        modes = ", ".join(mode.value for mode in FeatureMode)
+        raise ValueError(f"tag {FEATURE_MODE}={value!r} is not a feature mode ({modes})") from None
+
+
+def _all_versions(client: MlflowClient, name: str) -> list[ModelVersion]:
+    escaped = name.replace("'", "\\'")
+    with registry_errors(client.tracking_uri, f"list the versions of {name!r}"):
+        return list(client.search_model_versions(f"name = '{escaped}'"))
+
+
+def feature_modes(client: MlflowClient, name: str) -> dict[str, FeatureMode]:
+    """Every version of ``name``, oldest first, with the feature mode it records."""
+    found = sorted(_all_versions(client, name), key=lambda v: int(v.version))
+    return {str(v.version): feature_mode_of(v.tags) for v in found}
+
+
 def list_versions(client: MlflowClient, name: str) -> list[VersionSummary]:
     """Every version of ``name``, newest first, with aliases, tags and run metrics."""
     by_version: dict[str, list[str]] = {}
     for alias, number in registered_aliases(client, name).items():
         by_version.setdefault(number, []).append(alias)
-    escaped = name.replace("'", "\\'")
-    with registry_errors(client.tracking_uri, f"list the versions of {name!r}"):
-        found = client.search_model_versions(f"name = '{escaped}'")
+    found = _all_versions(client, name)
     summaries = [
         VersionSummary(
             version=str(version.version),

@@ -18,6 +18,9 @@ DATASET_HASH: Final = "artpulse.dataset_hash"
 """Also on the training run."""
 CANDIDATE: Final = "artpulse.candidate"
 """The model family of the version (e.g. ``logistic_regression``)."""
+FEATURE_MODE: Final = "artpulse.feature_mode"
+"""``exact`` or ``draft`` (``FeatureMode``): how the model's features are computed from images.
+Also on the training run. A version without it is ``exact``."""
 SOURCE: Final = "artpulse.source"
 """What produced the version when it is not a plain ``artpulse train`` (e.g. ``demo``)."""
 

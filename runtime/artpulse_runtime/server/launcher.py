@@ -4,9 +4,12 @@
 parallel workers, signals) with its two listeners replaced: the REST app gains the
 ``RestGuard`` middleware (FastAPI's public ``add_middleware``), and the gRPC server is built
 here from MLServer's public servicer with ``GrpcGuard`` first among its interceptors and
-``ARTPULSE_MAX_GRPC_MESSAGE_BYTES`` as its message bound. MLServer's constructor is checked
-to have used them: a later MLServer that builds its listeners elsewhere stops the start
-instead of serving unguarded.
+``ARTPULSE_MAX_GRPC_MESSAGE_BYTES`` as its message bound. The REST path is trimmed to what
+earns its cost (measured in ``bench/serve.py``): MLServer's Prometheus middleware gives way to
+``HttpMetrics`` (the same series, a fraction of the cost), and GZip of responses (a few
+hundred bytes a row) is off unless ``MLSERVER_GZIP_ENABLED`` asks for it. MLServer's
+constructor is checked to have used the listeners: a later MLServer that builds its
+listeners elsewhere stops the start instead of serving unguarded.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import contextlib
 import logging
 from collections.abc import Sequence
 
+from fastapi.middleware.gzip import GZipMiddleware
 from grpc import aio
 from mlserver import MLModel, MLServer
 from mlserver.errors import MLServerError
@@ -28,9 +32,11 @@ from mlserver.rest import RESTServer
 from mlserver.settings import ModelSettings, Settings
 from mlserver.tracing import get_tracer_provider
 from opentelemetry.instrumentation.grpc import aio_server_interceptor
+from starlette_exporter import PrometheusMiddleware
 
 from artpulse_runtime.server.auth import load_key_ring
 from artpulse_runtime.server.grpc_guard import GrpcGuard
+from artpulse_runtime.server.http_metrics import HttpMetrics
 from artpulse_runtime.server.liveness import Liveness
 from artpulse_runtime.server.model_states import ServedModelStates
 from artpulse_runtime.server.policy import GuardPolicy
@@ -60,6 +66,14 @@ class ClientErrorTracebacks(logging.Filter):
         return not (isinstance(error, MLServerError) and error.status_code < 500)
 
 
+def trimmed_middleware(settings: Settings) -> tuple[type, ...]:
+    """MLServer middleware the guarded server leaves out: its Prometheus middleware (replaced
+    by ``HttpMetrics``) and GZip, unless ``gzip_enabled`` was set explicitly."""
+    if "gzip_enabled" in settings.model_fields_set:
+        return (PrometheusMiddleware,)
+    return (PrometheusMiddleware, GZipMiddleware)
+
+
 class GuardedRESTServer(RESTServer):
     """MLServer's REST server with ``RestGuard`` as its outermost middleware."""
 
@@ -70,10 +84,15 @@ class GuardedRESTServer(RESTServer):
         model_repository_handlers: ModelRepositoryHandlers,
         policy: GuardPolicy,
     ) -> None:
-        """Build MLServer's app, answer its errors as ``{"error": ...}``, guard it."""
+        """Build MLServer's app, answer its errors as ``{"error": ...}``, trim its middleware,
+        put the metrics and the guard in front."""
         super().__init__(settings, data_plane, model_repository_handlers)
-        install_error_handlers(self._app)
-        self._app.add_middleware(RestGuard, policy=policy)
+        app, left_out = self._app, trimmed_middleware(settings)
+        install_error_handlers(app)
+        app.user_middleware = [m for m in app.user_middleware if m.cls not in left_out]
+        if settings.metrics_endpoint:
+            app.add_middleware(HttpMetrics, prefix=settings.metrics_rest_server_prefix)
+        app.add_middleware(RestGuard, policy=policy)
 
 
 class GuardedGRPCServer:
