@@ -194,8 +194,10 @@ class FeatureCodec:
                 f"but holds {values.size} values"
             )
         rows = values.reshape(shape[0], width)
-        bad = np.argwhere(~np.isfinite(rows) | (rows < 0.0) | (rows > 1.0))
-        if len(bad):
+        # NaN fails both comparisons, so one pass finds every bad value; where to is only
+        # worked out for the error.
+        if not ((rows >= 0.0) & (rows <= 1.0)).all():
+            bad = np.argwhere(~np.isfinite(rows) | (rows < 0.0) | (rows > 1.0))
             row, column = (int(i) for i in bad[0])
             raise InvalidInputError(
                 f"input {INPUT_FEATURES!r}[{row}][{FEATURE_NAMES[column]}] = "

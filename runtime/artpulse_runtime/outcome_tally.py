@@ -49,7 +49,10 @@ class OutcomeTally:
         self._counts: dict[tuple[str, str], _Counts] = {}
 
     def _entry(self, model_name: str, version: str) -> _Counts:
-        return self._counts.setdefault((model_name, version), _Counts())
+        entry = self._counts.get((model_name, version))
+        if entry is None:
+            entry = self._counts[(model_name, version)] = _Counts()
+        return entry
 
     def answered(self, model_name: str, version: str, seconds: float) -> None:
         """Count one request answered in ``seconds``."""

@@ -8,7 +8,7 @@ re-imports the runtime module on every load, so they must not be module-level th
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from prometheus_client import Counter, Gauge, Histogram
@@ -44,19 +44,36 @@ class ServingMetrics:
     spool_bytes: Gauge
     spool_corrupt_segments: Counter
     requests_refused: Counter
+    _prediction_children: dict[tuple[str, str, str, int], Counter] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     def count_predictions(
         self, model_name: str, model_version: str, input_kind: str, indices: np.ndarray
     ) -> None:
         """Count a request's predicted labels (class indices), one increment per label."""
-        counts = np.bincount(indices, minlength=len(LABELS))
-        for index in np.flatnonzero(counts):
-            self.predictions.labels(
+        counts: dict[int, int] = {}
+        for index in indices.tolist():
+            counts[index] = counts.get(index, 0) + 1
+        for index, count in counts.items():
+            self._predictions_of(model_name, model_version, input_kind, index).inc(count)
+
+    def _predictions_of(
+        self, model_name: str, model_version: str, input_kind: str, index: int
+    ) -> Counter:
+        """The ``predictions`` child of these labels (``labels()`` validates and locks on
+        every call: a few microseconds a request, so each child is looked up once)."""
+        key = (model_name, model_version, input_kind, index)
+        child = self._prediction_children.get(key)
+        if child is None:
+            child = self.predictions.labels(
                 model_name=model_name,
                 model_version=model_version,
                 label=LABELS[index],
                 input_kind=input_kind,
-            ).inc(int(counts[index]))
+            )
+            self._prediction_children[key] = child
+        return child
 
 
 _METRICS: ServingMetrics | None = None

@@ -14,6 +14,7 @@ read from the sum is off by at most one bucket's width (25%) before interpolatio
 
 from __future__ import annotations
 
+import bisect
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -33,7 +34,7 @@ _COUNTS = struct.Struct(f"<{LATENCY_BUCKETS}I")
 
 def latency_bucket(seconds: float) -> int:
     """Index of the bucket ``seconds`` falls in (a value equal to a bound is in that bucket)."""
-    return int(np.searchsorted(LATENCY_BOUNDS, seconds, side="left"))
+    return bisect.bisect_left(LATENCY_BOUNDS, seconds)
 
 
 def latency_quantile(counts: Sequence[int], q: float) -> float | None:

@@ -72,6 +72,25 @@ class HttpMetrics:
         """Count ``app``'s requests under ``<prefix>_*`` (MLServer's is ``rest_server``)."""
         self._app = app
         self._series = _series_of(prefix)
+        # Each label set's children, looked up once: ``labels()`` validates and locks on every
+        # call. Prometheus keeps every child it made anyway, so this holds no more than it does.
+        self._in_progress: dict[str, Gauge] = {}
+        self._finished: dict[tuple[str, str, str], tuple[Counter, Histogram]] = {}
+
+    def _in_progress_of(self, method: str) -> Gauge:
+        gauge = self._in_progress.get(method)
+        if gauge is None:
+            gauge = self._in_progress[method] = self._series.in_progress.labels(method, APP_NAME)
+        return gauge
+
+    def _finished_of(self, method: str, template: str, status: int) -> tuple[Counter, Histogram]:
+        key = (method, template, str(status))
+        children = self._finished.get(key)
+        if children is None:
+            series, labels = self._series, (*key, APP_NAME)
+            children = series.requests.labels(*labels), series.duration.labels(*labels)
+            self._finished[key] = children
+        return children
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Pass the request on, then count it with its status and duration."""
@@ -82,7 +101,7 @@ class HttpMetrics:
         if match is None or path in SKIPPED_PATHS:
             await self._app(scope, receive, send)
             return
-        method, series = scope["method"], self._series
+        method = scope["method"]
         status = 500
         started = time.perf_counter()
 
@@ -92,12 +111,12 @@ class HttpMetrics:
                 status = int(message["status"])
             await send(message)
 
-        in_progress = series.in_progress.labels(method, APP_NAME)
+        in_progress = self._in_progress_of(method)
         in_progress.inc()
         try:
             await self._app(scope, receive, counting_send)
         finally:
             in_progress.dec()
-            labels = (method, path_template(path, match), str(status), APP_NAME)
-            series.requests.labels(*labels).inc()
-            series.duration.labels(*labels).observe(time.perf_counter() - started)
+            requests, duration = self._finished_of(method, path_template(path, match), status)
+            requests.inc()
+            duration.observe(time.perf_counter() - started)

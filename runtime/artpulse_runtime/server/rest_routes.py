@@ -90,8 +90,25 @@ class Match:
     """The path without its ``/versions/<version>`` segment (the path itself when it has none)."""
 
 
+_KNOWN: dict[tuple[str, str], Match] = {}
+"""Matches already found (the guard and the metrics match every request; a few paths are most
+of the traffic), bounded: only short paths, and emptied when full."""
+_KNOWN_PATHS, _KNOWN_PATH_LENGTH = 256, 256
+
+
 def match_route(method: str, path: str) -> Match | None:
     """The route serving ``method path``, or None when the server does not offer it."""
+    known = _KNOWN.get((method, path))
+    if known is None:
+        known = _find_route(method, path)
+        if known is not None and len(path) <= _KNOWN_PATH_LENGTH:
+            if len(_KNOWN) >= _KNOWN_PATHS:
+                _KNOWN.clear()
+            _KNOWN[(method, path)] = known
+    return known
+
+
+def _find_route(method: str, path: str) -> Match | None:
     for route in ROUTES:
         found = route.pattern.fullmatch(path)
         if found is not None and method in route.methods:
