@@ -156,6 +156,31 @@ def test_a_version_pickled_before_skops_loads_through_its_pyfunc_as_exact(
     )
 
 
+def test_a_version_whose_code_the_server_lacks_is_a_load_error_naming_it(
+    settings: ArtPulseSettings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A pyfunc pickled by reference to a module only the training process had (what a
+    # registered version built with other code looks like to a server): not ready, retried,
+    # never a crash of the server.
+    (tmp_path / "elsewhere_only.py").write_text(
+        "import mlflow.pyfunc\n\n\n"
+        "class Elsewhere(mlflow.pyfunc.PythonModel):\n"
+        "    def predict(self, context, model_input):\n"
+        "        return model_input\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import elsewhere_only
+
+    mlflow.set_tracking_uri(settings.resolved_tracking_uri)
+    with mlflow.start_run():
+        info = mlflow.pyfunc.log_model(name="model", python_model=elsewhere_only.Elsewhere())
+    version = mlflow.register_model(info.model_uri, MODEL_NAME).version
+    monkeypatch.undo()
+    del sys.modules["elsewhere_only"]
+    with pytest.raises(ModelLoadError, match=rf"version {version} of .*pyfunc failed: "):
+        load_registered_model(settings.resolved_tracking_uri, f"models:/{MODEL_NAME}/{version}")
+
+
 @pytest.mark.slow
 def test_a_version_stored_with_skops_before_scorers_loads_as_exact(
     settings: ArtPulseSettings, tmp_path: Path

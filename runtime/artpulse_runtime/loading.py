@@ -44,9 +44,15 @@ def _pyfunc_scorer(model: FetchedModel) -> Scorer:
 
     from artpulse_contract.classifier import ArtPulseClassifier
 
-    # suppress_warnings skips MLflow's requirement check, which scans every installed
-    # distribution (about a second of start-up); the image pins the training packages.
-    loaded = mlflow.pyfunc.load_model(str(model.path), suppress_warnings=True)
+    try:
+        # suppress_warnings skips MLflow's requirement check, which scans every installed
+        # distribution (about a second of start-up); the image pins the training packages.
+        loaded = mlflow.pyfunc.load_model(str(model.path), suppress_warnings=True)
+    except Exception as exc:  # e.g. a pickle naming code this server lacks: not ready, retried
+        raise ModelLoadError(
+            f"version {model.version} of {model.name!r}: loading its pyfunc failed: "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
     classifier = loaded.unwrap_python_model()
     if not isinstance(classifier, ArtPulseClassifier):
         raise ModelLoadError(
