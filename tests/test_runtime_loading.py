@@ -27,6 +27,7 @@ from artpulse_runtime.lifecycle import is_serving, mark_serving
 from artpulse_runtime.loading import ModelLoadError, load_registered_model
 from support.environment import free_port
 from support.training import train_registered_model
+from support.unloadable_model import register_unloadable_version
 
 
 def test_an_invalid_uri_is_a_load_error_showing_the_expected_forms() -> None:
@@ -157,26 +158,13 @@ def test_a_version_pickled_before_skops_loads_through_its_pyfunc_as_exact(
 
 
 def test_a_version_whose_code_the_server_lacks_is_a_load_error_naming_it(
-    settings: ArtPulseSettings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    settings: ArtPulseSettings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # A pyfunc pickled by reference to a module only the training process had (what a
-    # registered version built with other code looks like to a server): not ready, retried,
-    # never a crash of the server.
-    (tmp_path / "elsewhere_only.py").write_text(
-        "import mlflow.pyfunc\n\n\n"
-        "class Elsewhere(mlflow.pyfunc.PythonModel):\n"
-        "    def predict(self, context, model_input):\n"
-        "        return model_input\n"
-    )
-    monkeypatch.syspath_prepend(str(tmp_path))
-    import elsewhere_only
-
-    mlflow.set_tracking_uri(settings.resolved_tracking_uri)
-    with mlflow.start_run():
-        info = mlflow.pyfunc.log_model(name="model", python_model=elsewhere_only.Elsewhere())
-    version = mlflow.register_model(info.model_uri, MODEL_NAME).version
-    monkeypatch.undo()
-    del sys.modules["elsewhere_only"]
+    # The e2e's unloadable version (a pyfunc pickled by reference to a test-support module),
+    # loaded where that module cannot be imported, as in the serving image: not ready and
+    # retried, never a crash of the server.
+    version = register_unloadable_version(settings.resolved_tracking_uri)
+    monkeypatch.setitem(sys.modules, "support.unloadable_model", None)  # import fails
     with pytest.raises(ModelLoadError, match=rf"version {version} of .*pyfunc failed: "):
         load_registered_model(settings.resolved_tracking_uri, f"models:/{MODEL_NAME}/{version}")
 
