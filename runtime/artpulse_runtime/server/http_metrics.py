@@ -17,7 +17,7 @@ import time
 from prometheus_client import Counter, Gauge, Histogram
 
 from artpulse_runtime.server.rest_body import ASGIApp, Message, Receive, Scope, Send
-from artpulse_runtime.server.rest_routes import Match, match_route
+from artpulse_runtime.server.rest_routes import Match, match_route, request_path
 
 APP_NAME = "mlserver"
 """The ``app_name`` label MLServer gives its REST series."""
@@ -94,9 +94,7 @@ class HttpMetrics:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Pass the request on, then count it with its status and duration."""
-        path, root = str(scope.get("path", "")), str(scope.get("root_path") or "")
-        if root and path.startswith(root):
-            path = path[len(root) :]
+        path = request_path(scope)
         match = match_route(scope.get("method", ""), path) if scope["type"] == "http" else None
         if match is None or path in SKIPPED_PATHS:
             await self._app(scope, receive, send)

@@ -5,9 +5,11 @@ parallel workers, signals) with its two listeners replaced: the REST app gains t
 ``RestGuard`` middleware (FastAPI's public ``add_middleware``), and the gRPC server is built
 here from MLServer's public servicer with ``GrpcGuard`` first among its interceptors and
 ``ARTPULSE_MAX_GRPC_MESSAGE_BYTES`` as its message bound. The REST path is trimmed to what
-earns its cost (measured in ``bench/serve.py``): MLServer's Prometheus middleware gives way to
-``HttpMetrics`` (the same series, a fraction of the cost), and GZip of responses (a few
-hundred bytes a row) is off unless ``MLSERVER_GZIP_ENABLED`` asks for it. MLServer's
+earns its cost (measured in ``bench/serve.py``): inference is answered by ``DirectInfer``
+straight from the data plane, without FastAPI's per-request work; MLServer's Prometheus
+middleware gives way to ``HttpMetrics`` (the same series, a fraction of the cost), and GZip of
+responses (a few hundred bytes a row) is off unless ``MLSERVER_GZIP_ENABLED`` asks for it;
+clients never get a traceback, whatever ``MLSERVER_DEBUG`` says. MLServer's
 constructor is checked to have used the listeners: a later MLServer that builds its
 listeners elsewhere stops the start instead of serving unguarded.
 """
@@ -32,6 +34,7 @@ from mlserver.rest import RESTServer
 from mlserver.settings import ModelSettings, Settings
 from mlserver.tracing import get_tracer_provider
 from opentelemetry.instrumentation.grpc import aio_server_interceptor
+from starlette.middleware import Middleware
 from starlette_exporter import PrometheusMiddleware
 
 from artpulse_runtime.server.auth import load_key_ring
@@ -42,6 +45,7 @@ from artpulse_runtime.server.model_states import ServedModelStates
 from artpulse_runtime.server.policy import GuardPolicy
 from artpulse_runtime.server.rest_errors import install_error_handlers
 from artpulse_runtime.server.rest_guard import RestGuard
+from artpulse_runtime.server.rest_infer import DirectInfer
 from artpulse_runtime.server.settings import ServerSettings
 
 logger = logging.getLogger("mlserver.artpulse.server")
@@ -85,11 +89,15 @@ class GuardedRESTServer(RESTServer):
         policy: GuardPolicy,
     ) -> None:
         """Build MLServer's app, answer its errors as ``{"error": ...}``, trim its middleware,
-        put the metrics and the guard in front."""
+        answer inference directly (``DirectInfer``), put the metrics and the guard in front."""
         super().__init__(settings, data_plane, model_repository_handlers)
         app, left_out = self._app, trimmed_middleware(settings)
+        # MLSERVER_DEBUG (on by default) also makes Starlette answer an unexpected error with
+        # its traceback; clients get one line instead, the traceback stays in the log.
+        app.debug = False
         install_error_handlers(app)
         app.user_middleware = [m for m in app.user_middleware if m.cls not in left_out]
+        app.user_middleware.append(Middleware(DirectInfer, data_plane=data_plane))
         if settings.metrics_endpoint:
             app.add_middleware(HttpMetrics, prefix=settings.metrics_rest_server_prefix)
         app.add_middleware(RestGuard, policy=policy)

@@ -9,7 +9,7 @@ request is 400 (counted as ``malformed``), a model that is not ready or no longe
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -34,6 +34,16 @@ def error_headers(status: int) -> dict[str, str]:
     if status == 503:
         return {"Retry-After": "1"}
     return {}
+
+
+async def send_error(
+    send: Callable[[MutableMapping[str, Any]], Awaitable[None]], status: int, message: str
+) -> None:
+    """Answer ``error_response(status, message)`` on a raw ASGI ``send`` (the guard and the
+    direct inference path answer outside FastAPI's exception handlers)."""
+    response = error_response(status, message)
+    await send({"type": "http.response.start", "status": status, "headers": response.raw_headers})
+    await send({"type": "http.response.body", "body": response.body})
 
 
 def error_response(
@@ -83,6 +93,18 @@ def describe_invalid_body(errors: Sequence[Mapping[str, Any]], body: object) -> 
     return f"request body is not a V2 inference request: {shown}"
 
 
+def mlserver_error_status(path: str, error: MLServerError) -> int:
+    """The status answering ``error`` on ``path``: its own, but 503 for a model the guard let
+    through that is not ready or no longer loaded (outside the repository API)."""
+    gone = isinstance(error, ModelNotFound) and not path.startswith(_REPOSITORY_PREFIX)
+    return 503 if isinstance(error, ModelNotReady) or gone else error.status_code
+
+
+def internal_error_message(error: BaseException) -> str:
+    """What a client is told of an unexpected error (the traceback stays in the log)."""
+    return f"internal server error ({type(error).__name__}); the server log has the details"
+
+
 async def _invalid_body(_request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, RequestValidationError)
     message = describe_invalid_body(error.errors(), error.body)
@@ -97,17 +119,11 @@ async def _http_error(_request: Request, error: Exception) -> JSONResponse:
 
 async def _mlserver_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, MLServerError)
-    status = error.status_code
-    gone = isinstance(error, ModelNotFound) and not request.url.path.startswith(_REPOSITORY_PREFIX)
-    if isinstance(error, ModelNotReady) or gone:
-        status = 503  # the guard let the name through: the model is loading or was unloaded
-    return error_response(status, str(error))
+    return error_response(mlserver_error_status(request.url.path, error), str(error))
 
 
 async def _internal_error(_request: Request, error: Exception) -> JSONResponse:
-    return error_response(
-        500, f"internal server error ({type(error).__name__}); the server log has the details"
-    )
+    return error_response(500, internal_error_message(error))
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -11,8 +11,6 @@ piece, with the key headers removed so they never reach the model or a log.
 
 from __future__ import annotations
 
-import json
-
 from artpulse_runtime.refusals import REASON_MALFORMED, REASON_NOT_FOUND
 from artpulse_runtime.server.auth import API_KEY_HEADER, AUTHORIZATION, presented_key
 from artpulse_runtime.server.policy import GuardPolicy, Refusal, shown
@@ -27,23 +25,20 @@ from artpulse_runtime.server.rest_body import (
     replaying,
     with_body_headers,
 )
-from artpulse_runtime.server.rest_errors import error_headers
-from artpulse_runtime.server.rest_routes import Access, Endpoint, Match, match_route
+from artpulse_runtime.server.rest_errors import send_error
+from artpulse_runtime.server.rest_routes import (
+    Access,
+    Endpoint,
+    Match,
+    match_route,
+    request_path,
+)
 
 _KEY_HEADERS = frozenset({AUTHORIZATION.encode(), API_KEY_HEADER.encode()})
 _BINARY_EXTENSION_HEADER = b"inference-header-content-length"
 """Set by clients using the V2 binary tensor extension (e.g. tritonclient's binary_data)."""
 _READY_CHECKED = frozenset({Endpoint.INFER, Endpoint.MODEL_METADATA})
 """Endpoints that need a ready model (503 otherwise)."""
-
-
-async def send_error(send: Send, status: int, message: str) -> None:
-    """Answer ``{"error": message}`` with ``status`` (and the usual hint headers)."""
-    body = json.dumps({"error": message}).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    headers += [(k.lower().encode(), v.encode()) for k, v in error_headers(status).items()]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
 
 
 class RestGuard:
@@ -59,7 +54,7 @@ class RestGuard:
         if scope["type"] != "http":
             await self._app(scope, receive, send)
             return
-        path = self._path(scope)
+        path = request_path(scope)
         match = match_route(scope["method"], path)
         refusal = self._check(scope, path, match) or await self._check_model(scope, match)
         if refusal is not None:
@@ -127,11 +122,6 @@ class RestGuard:
         root = str(scope.get("root_path") or "")
         path = root + match.unversioned_path
         return {**scope, "path": path, "raw_path": path.encode()}
-
-    @staticmethod
-    def _path(scope: Scope) -> str:
-        path, root = str(scope["path"]), str(scope.get("root_path") or "")
-        return path[len(root) :] if root and path.startswith(root) else path
 
     def _check(self, scope: Scope, path: str, match: Match | None) -> Refusal | None:
         policy = self._policy

@@ -7,8 +7,10 @@ Anything not listed is refused before MLServer sees it (404): MLServer's streami
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
+from typing import Any
 
 
 class Endpoint(Enum):
@@ -88,6 +90,12 @@ class Match:
     version: str | None
     unversioned_path: str
     """The path without its ``/versions/<version>`` segment (the path itself when it has none)."""
+
+
+def request_path(scope: Mapping[str, Any]) -> str:
+    """The path of an ASGI request relative to the app (without its ``root_path``)."""
+    path, root = str(scope.get("path", "")), str(scope.get("root_path") or "")
+    return path[len(root) :] if root and path.startswith(root) else path
 
 
 _KNOWN: dict[tuple[str, str], Match] = {}
