@@ -24,6 +24,7 @@ from artpulse_jobs.data.datasets import load_image_dataset
 from artpulse_jobs.data.generate import generate_images
 from artpulse_jobs.monitoring.drift import run_drift
 from artpulse_jobs.monitoring.retrain import champion_feature_mode
+from artpulse_jobs.promotion.gate import GateError
 from artpulse_jobs.promotion.promote import promote
 from artpulse_jobs.serving.client import predict_images_grpc, predict_images_rest
 from artpulse_jobs.serving.server import server_on_free_ports
@@ -162,3 +163,12 @@ def test_the_gate_scores_each_version_on_the_folder_in_its_own_mode(
         assert run.data.metrics[metric] == pytest.approx(
             evaluate(dataset.labels, predicted).macro_f1
         )
+
+
+def test_without_a_folder_the_gate_refuses_to_grade_across_modes(two_modes: TwoModes) -> None:
+    client = MlflowClient()
+    client.set_registered_model_alias(MODEL_NAME, ALIAS_CHAMPION, two_modes.exact)
+    with pytest.raises(GateError, match=r"in draft mode, champion .* in exact mode.*--eval-dir"):
+        promote(two_modes.settings, version=two_modes.draft)
+    champion = client.get_model_version_by_alias(MODEL_NAME, ALIAS_CHAMPION)
+    assert str(champion.version) == two_modes.exact

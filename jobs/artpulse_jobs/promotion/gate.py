@@ -97,7 +97,8 @@ def _evaluation_sets(
 ) -> tuple[EvaluationSet, EvaluationSet | None]:
     """What the candidate and the champion are scored on: the images folder if given (in
     each version's feature mode), else the champion's held-out split (else the candidate's)
-    for both."""
+    for both, which holds features of the champion's mode only: a candidate of another mode
+    needs the folder."""
     if eval_dir is not None:
         candidate_set = load_eval_dir(settings, eval_dir, _mode(candidate))
         if champion is None:
@@ -106,6 +107,15 @@ def _evaluation_sets(
             return candidate_set, candidate_set
         return candidate_set, load_eval_dir(settings, eval_dir, _mode(champion))
     if champion is not None:
+        candidate_mode, champion_mode = _mode(candidate).value, _mode(champion).value
+        if candidate_mode != champion_mode:
+            raise GateError(
+                f"candidate version {candidate.version} computes its features in "
+                f"{candidate_mode} mode, champion version {champion.version} in {champion_mode} "
+                f"mode: the champion's held-out split holds {champion_mode} features, on which "
+                "the candidate would not be graded as it serves; pass --eval-dir with a "
+                "labelled images folder (each version is then scored in its own mode)"
+            )
         holdout = load_holdout(client, champion.run_id, f"champion version {champion.version}")
         return holdout, holdout
     return load_holdout(client, candidate.run_id, f"candidate version {candidate.version}"), None
