@@ -6,15 +6,16 @@ just under ARTPULSE_MAX_IMAGE_BYTES), and sends ``--concurrency`` such requests 
 REST (base64 JSON), over gRPC (raw bytes), both mixed, and ``--concurrency`` requests of
 ARTPULSE_MAX_FEATURE_ROWS_PER_REQUEST rows. A client that gets 503 / RESOURCE_EXHAUSTED
 retries after a second, as a client should, so every request is served in the end. The
-server's resident memory is sampled every 10 ms (and its kernel peak read from VmHWM);
-the figures are compared with the prod pod's 1 GiB limit. ``--unguarded`` runs the same
-load against plain ``mlserver start`` on the same runtime for comparison (nothing there
-bounds it: watch the machine's memory).
+resident memory of the server and its decode workers together (what the pod's limit counts)
+is sampled every 10 ms; the figures are compared with the prod pod's 1 GiB limit.
+``--unguarded`` runs the same load against plain ``mlserver start`` on the same runtime for
+comparison (nothing there bounds it: watch the machine's memory).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
 import os
@@ -70,16 +71,38 @@ def largest_image(limits: DecodeLimits) -> bytes:
     return best
 
 
-def rss_bytes(pid: int, field: str = "VmRSS") -> int:
-    """A memory figure of process ``pid`` from /proc (bytes)."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (the server and its decode workers)."""
+    tree, index = [pid], 0
+    while index < len(tree):
+        for task in Path(f"/proc/{tree[index]}/task").glob("*/children"):
+            with contextlib.suppress(FileNotFoundError):
+                tree += [int(child) for child in task.read_text().split()]
+        index += 1
+    return tree
+
+
+def pss_bytes(pid: int) -> int:
+    """The proportional set size of ``pid`` (its resident pages, shared ones divided among the
+    processes sharing them); 0 once it has exited."""
+    try:
+        lines = Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()
+    except (FileNotFoundError, ProcessLookupError):
+        return 0
+    for line in lines:
+        if line.startswith("Pss:"):
             return int(line.split()[1]) * 1024
     return 0
 
 
+def tree_memory_bytes(pid: int) -> int:
+    """The resident memory of ``pid`` and its descendants together, each page counted once
+    (as the pod's memory limit counts it): the sum of their proportional set sizes."""
+    return sum(pss_bytes(member) for member in process_tree(pid))
+
+
 class PeakSampler:
-    """Samples a process's resident memory every 10 ms while running."""
+    """Samples the resident memory of a process and its descendants every 10 ms."""
 
     def __init__(self, pid: int) -> None:
         self.pid = pid
@@ -88,18 +111,16 @@ class PeakSampler:
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def __enter__(self) -> PeakSampler:
-        Path(f"/proc/{self.pid}/clear_refs").write_text("5")  # reset the kernel's VmHWM
         self._thread.start()
         return self
 
     def __exit__(self, *_: object) -> None:
         self._stop.set()
         self._thread.join()
-        self.peak = max(self.peak, rss_bytes(self.pid, "VmHWM"))
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.peak = max(self.peak, rss_bytes(self.pid))
+            self.peak = max(self.peak, tree_memory_bytes(self.pid))
             time.sleep(0.01)
 
 
@@ -174,7 +195,7 @@ def measure(settings: object, image: bytes, args: argparse.Namespace, guarded: b
         rest_sender(server, json.dumps(features_request_json([[0.5] * 5])).encode())()
         rest_sender(server, body)()  # warm: one of each path has run once
         grpc_sender(server, image)()
-        baseline = rss_bytes(server.process.pid)
+        baseline = tree_memory_bytes(server.process.pid)
         n = args.concurrency
         scenarios = [
             ("REST, max-size image", [rest_sender(server, body)] * n),

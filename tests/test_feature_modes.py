@@ -4,21 +4,21 @@ DCT scale and stays within the documented tolerance of ``exact`` on photo-like J
 from __future__ import annotations
 
 import io
-import threading
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from artpulse_contract.budget import CapacityBudget
 from artpulse_contract.constants import FeatureMode
+from artpulse_contract.errors import TooManyPixelsError
 from artpulse_contract.features import extract_features, features_from_prepared
 from artpulse_contract.imaging import (
     CONTRACT_SIZE,
     DEFAULT_LIMITS,
     DRAFT_TOLERANCE,
+    DecodeLimits,
+    decoded_pixels,
     draft_box,
-    prepare_image,
 )
 from artpulse_jobs.data.photos import SUBSAMPLINGS, photo_jpeg, photo_like
 
@@ -89,21 +89,12 @@ def test_draft_leaves_other_formats_and_small_jpegs_as_exact() -> None:
         assert draft_box(image) is None
 
 
-def test_draft_holds_only_the_reduced_pixels_in_the_pixel_budget() -> None:
+def test_the_pixels_a_decode_holds_are_those_of_its_mode() -> None:
     data = photo_jpeg(1600, 1200, seed=7)  # 1.9 MP; drafted to 200 x 150 = 30,000 pixels
-    budget = CapacityBudget(40_000)
-
-    def decode(mode: FeatureMode) -> threading.Thread:
-        worker = threading.Thread(target=prepare_image, args=(data, DEFAULT_LIMITS, budget, mode))
-        worker.start()
-        return worker
-
-    with budget.hold(5_000):  # another decode holds some pixels
-        draft = decode(FeatureMode.DRAFT)
-        draft.join(10)
-        assert not draft.is_alive(), "the draft decode did not fit beside the pixels held"
-        exact = decode(FeatureMode.EXACT)
-        exact.join(0.3)
-        assert exact.is_alive(), "the full-size decode did not wait for the pixels held"
-    exact.join(10)
-    assert not exact.is_alive() and budget.used == 0
+    assert decoded_pixels(data, DEFAULT_LIMITS, FeatureMode.DRAFT) == 200 * 150
+    assert decoded_pixels(data, DEFAULT_LIMITS, FeatureMode.EXACT) == 1600 * 1200
+    png = io.BytesIO()
+    Image.new("RGB", (300, 200)).save(png, format="PNG")
+    assert decoded_pixels(png.getvalue(), DEFAULT_LIMITS, FeatureMode.DRAFT) == 300 * 200
+    with pytest.raises(TooManyPixelsError, match="1920000 pixels, above the limit of 1000000"):
+        decoded_pixels(data, DecodeLimits(max_pixels=1_000_000), FeatureMode.DRAFT)

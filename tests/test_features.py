@@ -4,14 +4,12 @@ decoding untrusted bytes can fail."""
 from __future__ import annotations
 
 import io
-import threading
 import warnings
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from artpulse_contract.budget import CapacityBudget
 from artpulse_contract.constants import FEATURE_NAMES, LABELS
 from artpulse_contract.errors import (
     BatchImageError,
@@ -250,23 +248,6 @@ class TestDecodeFailures:
         data = encode(Image.new("RGB", (32, 32), (9, 9, 9)), "JPEG")
         with pytest.raises(CorruptImageError, match="corrupt or truncated JPEG"):
             extract_features(data[:4])
-
-    def test_pixel_budget_makes_large_decodes_take_turns(self) -> None:
-        budget = CapacityBudget(5000)
-        data = encode(Image.new("RGB", (64, 64)))  # 4096 pixels: two do not fit at once
-        peaks: list[int] = []
-
-        def decode() -> None:
-            extract_features(data, DecodeLimits(), budget)
-            peaks.append(budget.used)
-
-        with budget.hold(4096):  # another decode holds its pixels
-            worker = threading.Thread(target=decode)
-            worker.start()
-            worker.join(0.3)
-            assert worker.is_alive(), "the decode did not wait for the pixels held"
-        worker.join(10)
-        assert peaks == [0] and budget.used == 0
 
     def test_batch_error_names_the_index(self) -> None:
         good = encode(Image.new("RGB", (32, 32)))

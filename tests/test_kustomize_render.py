@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from artpulse_contract.constants import MODEL_NAME
+from artpulse_runtime.runtime_settings import decode_processes_for
 from artpulse_runtime.server.auth import load_key_ring
 from support.kustomize import (
     COMPONENTS,
@@ -122,18 +123,21 @@ def cores(quantity: str) -> float:
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_decode_threads_match_the_runtime_cpu_limit(
+def test_decode_processes_match_the_runtime_cpu_limit(
     rendered: dict[str, list[Obj]], overlay: str
 ) -> None:
-    """README, sizing: one decoding thread per core of the limit, and in prod (the HPA's
-    overlay) a request equal to the limit, so CPU utilization is the share of the pod's cores."""
+    """README, sizing: the decode workers the runtime would choose for the cores of the limit,
+    and in prod (the HPA's overlay) a request equal to the limit, so CPU utilization is the
+    share of the pod's cores."""
     objects = rendered[overlay]
     spec = find(objects, "Deployment", "artpulse-runtime")["spec"]["template"]["spec"]
     runtime = next(c for c in spec["containers"] if c["name"] == "runtime")
     env = {item["name"]: item.get("value") for item in runtime["env"]}
     resources = runtime["resources"]
     assert env["MLSERVER_PARALLEL_WORKERS"] == "0"
-    assert float(env["ARTPULSE_DECODE_THREADS"]) == cores(resources["limits"]["cpu"])
+    limit = cores(resources["limits"]["cpu"])
+    assert limit == int(limit)
+    assert int(env["ARTPULSE_DECODE_PROCESSES"]) == decode_processes_for(int(limit))
     if overlay == "prod":
         assert cores(resources["requests"]["cpu"]) == cores(resources["limits"]["cpu"])
         hpa = find(objects, "HorizontalPodAutoscaler", "artpulse-runtime")

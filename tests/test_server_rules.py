@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import struct
-import threading
 
 import grpc
 import pytest
@@ -220,18 +219,20 @@ def test_a_budget_refuses_or_waits_and_a_larger_item_runs_alone() -> None:
     assert budget.try_reserve(6) and not budget.try_reserve(5) and budget.try_reserve(4)
     budget.release(10)
     order: list[str] = []
-    with budget.hold(8):
-        waiter = threading.Thread(target=lambda: _hold_and_note(budget, 50, order))
-        waiter.start()
-        waiter.join(0.2)
-        assert waiter.is_alive() and order == []  # 50 > capacity: waits until it is alone
-    waiter.join(10)
+
+    async def hold_and_note(amount: int) -> None:
+        async with budget.held(amount):
+            order.append(f"held {budget.used}")
+
+    async def scenario() -> None:
+        async with budget.held(8):
+            waiter = asyncio.create_task(hold_and_note(50))
+            await asyncio.sleep(0.05)
+            assert not waiter.done() and order == []  # 50 > capacity: waits until it is alone
+        await asyncio.wait_for(waiter, 10)
+
+    asyncio.run(scenario())
     assert order == ["held 10"] and budget.used == 0
-
-
-def _hold_and_note(budget: CapacityBudget, amount: int, order: list[str]) -> None:
-    with budget.hold(amount):
-        order.append(f"held {budget.used}")
 
 
 class Clock:

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 
 class CapacityBudget:
-    """A counted capacity shared by threads and the event loop.
+    """A counted capacity shared by the requests of one event loop.
 
     ``try_reserve`` refuses at once when the amount does not fit (load shedding);
-    ``hold`` waits until it fits, and an amount larger than the whole capacity waits until
-    nothing else holds any (it then runs alone instead of never).
+    ``held`` waits, without blocking the loop, until the amount fits, and an amount larger
+    than the whole capacity waits until nothing else holds any (it then runs alone instead of
+    never).
     """
 
     def __init__(self, capacity: int) -> None:
@@ -21,7 +22,7 @@ class CapacityBudget:
             raise ValueError(f"a budget needs a capacity >= 1, got {capacity}")
         self._capacity = capacity
         self._used = 0
-        self._condition = threading.Condition()
+        self._released: asyncio.Event | None = None
 
     @property
     def capacity(self) -> int:
@@ -35,25 +36,26 @@ class CapacityBudget:
 
     def try_reserve(self, amount: int) -> bool:
         """Reserve ``amount`` units if they fit now; False (nothing reserved) otherwise."""
-        with self._condition:
-            if self._used + amount > self._capacity:
-                return False
-            self._used += amount
-            return True
+        if self._used + amount > self._capacity:
+            return False
+        self._used += amount
+        return True
 
     def release(self, amount: int) -> None:
         """Give back ``amount`` units reserved earlier."""
-        with self._condition:
-            self._used -= amount
-            self._condition.notify_all()
+        self._used -= amount
+        if self._released is not None:
+            self._released.set()
 
-    @contextmanager
-    def hold(self, amount: int) -> Iterator[None]:
+    @asynccontextmanager
+    async def held(self, amount: int) -> AsyncIterator[None]:
         """Wait until ``amount`` units (at most the capacity) fit, hold them for the block."""
         amount = min(amount, self._capacity)
-        with self._condition:
-            self._condition.wait_for(lambda: self._used + amount <= self._capacity)
-            self._used += amount
+        while not self.try_reserve(amount):
+            if self._released is None:
+                self._released = asyncio.Event()
+            self._released.clear()
+            await self._released.wait()
         try:
             yield
         finally:

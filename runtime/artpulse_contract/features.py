@@ -16,7 +16,6 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image
 
-from artpulse_contract.budget import CapacityBudget
 from artpulse_contract.constants import FEATURE_NAMES, LABELS, FeatureMode
 from artpulse_contract.errors import BatchImageError, ImageDecodeError
 from artpulse_contract.imaging import DEFAULT_LIMITS, DecodeLimits, prepare_image
@@ -74,14 +73,10 @@ def features_from_prepared(images: Sequence[Image.Image]) -> np.ndarray:
 def extract_features(
     image: ImageInput,
     limits: DecodeLimits = DEFAULT_LIMITS,
-    pixels: CapacityBudget | None = None,
     mode: FeatureMode = FeatureMode.EXACT,
 ) -> np.ndarray:
-    """Return the float32 features, shape (5,), of one encoded image or PIL image.
-
-    ``pixels`` bounds the pixels decoded at once across threads (see ``prepare_image``).
-    """
-    return features_from_prepared([prepare_image(image, limits, pixels, mode)])[0]
+    """Return the float32 features, shape (5,), of one encoded image or PIL image."""
+    return features_from_prepared([prepare_image(image, limits, mode)])[0]
 
 
 def extract_features_batch(

@@ -2,18 +2,17 @@
 
 Limits are checked before pixels are decoded: the encoded size first, then the size the
 header declares (a decompression-bomb guard, always with our limit in the message, never
-Pillow's). A server can also bound the pixels decoded at once, across threads, with a
-``CapacityBudget``. Bytes whose signature names a format but that do not decode are
-"corrupt or truncated <format>", not "not an image". In ``FeatureMode.DRAFT`` a JPEG is
-decoded at a reduced DCT scale (see ``draft_box``); ``EXACT`` decodes every image at full size.
-EXIF orientation is *not* applied: the
-contract is defined on the stored pixel grid, as in the system ArtPulse replaces, and the
-five features are nearly invariant to 90-degree turns anyway.
+Pillow's); ``decoded_pixels`` reads that size alone, so a server can bound the pixels decoded
+at once before handing the bytes to a decoder. Bytes whose signature names a format but that
+do not decode are "corrupt or truncated <format>", not "not an image". In
+``FeatureMode.DRAFT`` a JPEG is decoded at a reduced DCT scale (see ``draft_box``); ``EXACT``
+decodes every image at full size. EXIF orientation is *not* applied: the contract is defined
+on the stored pixel grid, as in the system ArtPulse replaces, and the five features are nearly
+invariant to 90-degree turns anyway.
 """
 
 from __future__ import annotations
 
-import contextlib
 import io
 import sys
 import warnings
@@ -22,7 +21,6 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from artpulse_contract.budget import CapacityBudget
 from artpulse_contract.constants import FeatureMode
 from artpulse_contract.errors import (
     CorruptImageError,
@@ -190,26 +188,33 @@ def draft_box(image: Image.Image) -> Box | None:
     return drafted[1]
 
 
+def decoded_pixels(
+    data: bytes, limits: DecodeLimits = DEFAULT_LIMITS, mode: FeatureMode = FeatureMode.EXACT
+) -> int:
+    """The pixels ``prepare_image`` will decode from ``data`` in ``mode``, read from the header
+    alone (nothing is decoded); raises the ``ImageDecodeError`` it would for a header that
+    does not parse or declares more than ``limits`` allow."""
+    identified = _identify(bytes(data), limits)
+    if mode == FeatureMode.DRAFT:
+        draft_box(identified)
+    width, height = identified.size
+    return width * height
+
+
 def prepare_image(
     image: bytes | Image.Image,
     limits: DecodeLimits = DEFAULT_LIMITS,
-    pixels: CapacityBudget | None = None,
     mode: FeatureMode = FeatureMode.EXACT,
 ) -> Image.Image:
     """Decode (if bytes), convert to RGB and resize to the contract's 128 x 128 (bilinear).
 
-    ``mode`` ``DRAFT`` decodes a JPEG at a reduced scale first (``draft_box``). With
-    ``pixels``, the decode waits until the pixels it produces fit that budget and holds them
-    until the decoded image is resized away.
+    ``mode`` ``DRAFT`` decodes a JPEG at a reduced scale first (``draft_box``).
     """
     if not isinstance(image, bytes | bytearray):
         return _to_contract_size(image)
     identified = _identify(bytes(image), limits)
     box = draft_box(identified) if mode == FeatureMode.DRAFT else None
-    width, height = identified.size
-    hold = pixels.hold(width * height) if pixels is not None else contextlib.nullcontext()
-    with hold:
-        return _to_contract_size(_load(identified), box)
+    return _to_contract_size(_load(identified), box)
 
 
 def _to_contract_size(decoded: Image.Image, box: Box | None = None) -> Image.Image:

@@ -1,27 +1,25 @@
-"""Encoded images of a request -> feature rows, on a thread pool inside the server process.
+"""Encoded images of a request -> feature rows, decoded in worker processes (``decode_pool``).
 
-Pillow releases the GIL while it decodes and resizes, so threads use every core without the
-inter-process hop of MLServer's parallel workers. Images are prepared in the loaded model's
-``FeatureMode``. The pixels decoded at once are bounded
-(``ARTPULSE_DECODE_PIXELS_IN_FLIGHT``): large images take turns, small ones share. One bad
-image fails its request with ``BatchImageError`` naming its index (the lowest when several
-fail), counted by reason in ``artpulse_image_decode_failures_total``.
+Images are prepared in the loaded model's ``FeatureMode``. The pixels decoded at once are
+bounded (``ARTPULSE_DECODE_PIXELS_IN_FLIGHT``): each image's size is read from its header here
+first (``decoded_pixels``: a header out of limits is refused without reaching a worker), and
+a large image waits until its pixels fit, while small ones share. One bad image fails its
+request with ``BatchImageError`` naming its index (the lowest when several fail), counted by
+reason in ``artpulse_image_decode_failures_total``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from artpulse_contract.budget import CapacityBudget
 from artpulse_contract.constants import FeatureMode
 from artpulse_contract.errors import BatchImageError, ImageDecodeError
-from artpulse_contract.features import features_from_prepared
-from artpulse_contract.imaging import DecodeLimits, prepare_image
+from artpulse_contract.imaging import DecodeLimits, decoded_pixels
+from artpulse_runtime.decode_pool import DecodeProcesses
 from artpulse_runtime.serving_metrics import ServingMetrics
 
 
@@ -32,40 +30,45 @@ def decode_failure_reason(error: ImageDecodeError) -> str:
 
 
 class ImageFeatureExtractor:
-    """Computes the contract's features of encoded images on a pool of threads."""
+    """Computes the contract's features of encoded images in decode worker processes."""
 
     def __init__(
         self,
-        threads: int,
+        processes: int,
         limits: DecodeLimits,
         metrics: ServingMetrics,
         pixels_in_flight: int,
     ) -> None:
-        """A pool of ``threads`` decoding within ``limits`` and ``pixels_in_flight`` pixels."""
-        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="artpulse-decode")
+        """``processes`` workers decoding within ``limits`` and ``pixels_in_flight`` pixels."""
+        self._workers = DecodeProcesses(processes, limits)
         self._limits = limits
         self._metrics = metrics
         self._pixels = CapacityBudget(pixels_in_flight)
 
-    def _one(self, data: bytes, index: int, mode: FeatureMode) -> np.ndarray:
-        started = time.perf_counter()
+    def start(self) -> None:
+        """Start the decode workers (the first image would otherwise)."""
+        self._workers.start()
+
+    @property
+    def worker_pids(self) -> list[int]:
+        """The decode workers' process ids."""
+        return self._workers.pids
+
+    async def _one(self, data: bytes, index: int, mode: FeatureMode) -> np.ndarray:
         try:
-            prepared = prepare_image(data, self._limits, self._pixels, mode)
+            pixels = decoded_pixels(data, self._limits, mode)
+            async with self._pixels.held(pixels):
+                row, seconds = await self._workers.features(data, mode)
         except ImageDecodeError as exc:
             self._metrics.decode_failures.labels(reason=decode_failure_reason(exc)).inc()
             raise BatchImageError(index, exc) from exc
-        features = features_from_prepared([prepared])[0]
-        self._metrics.feature_seconds.observe(time.perf_counter() - started)
-        return features
+        self._metrics.feature_seconds.observe(seconds)
+        return row
 
     async def extract(self, images: Sequence[bytes], mode: FeatureMode) -> np.ndarray:
         """The (N, 5) float32 features of ``images`` in ``mode``; ``BatchImageError`` on a bad
         one."""
-        loop = asyncio.get_running_loop()
-        jobs = [
-            loop.run_in_executor(self._pool, self._one, data, index, mode)
-            for index, data in enumerate(images)
-        ]
+        jobs = [self._one(data, index, mode) for index, data in enumerate(images)]
         results = await asyncio.gather(*jobs, return_exceptions=True)
         for result in results:
             if isinstance(result, BaseException):
@@ -73,5 +76,5 @@ class ImageFeatureExtractor:
         return np.stack(results).astype(np.float32, copy=False)  # type: ignore[arg-type]
 
     def close(self) -> None:
-        """Stop the threads once the queued images are done."""
-        self._pool.shutdown(wait=True)
+        """Stop the workers once the images they are decoding are done."""
+        self._workers.close()

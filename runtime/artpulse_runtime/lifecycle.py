@@ -98,7 +98,7 @@ class ModelLifecycle:
         self._metrics = metrics
         self._on_ready = on_ready
         self._extractor = ImageFeatureExtractor(
-            self.settings.resolved_decode_threads,
+            self.settings.resolved_decode_processes,
             self.settings.decode_limits,
             metrics,
             self.settings.decode_pixels_in_flight,
@@ -174,7 +174,7 @@ class ModelLifecycle:
         mark_serving(self.name, True)
         logger.info(
             "model %r serves registry version %s of %r (from %s, loaded in %.2f s; %s features, "
-            "batching %s, %d decode threads, events %s)",
+            "batching %s, %d decode processes, events %s)",
             self.name,
             loaded.version,
             loaded.name,
@@ -182,9 +182,10 @@ class ModelLifecycle:
             time.perf_counter() - started,
             loaded.feature_mode.value,
             "on" if batcher.enabled else "off",
-            settings.resolved_decode_threads,
+            settings.resolved_decode_processes,
             "on" if recorder else "off",
         )
+        self._extractor.start()
 
     def _start_recorder(self) -> EventRecorder:
         settings = self.settings

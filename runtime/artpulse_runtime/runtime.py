@@ -4,7 +4,8 @@ The server (``python -m artpulse_runtime.server runtime/``, or plain ``mlserver 
 runtime/``) loads it (see ``runtime/model-settings.json``). Loading, retries, reloads and
 stopping are the ``lifecycle``'s; this class answers requests. One request is one walk:
 ``codecs`` decodes and checks its input (base64 included), ``extraction`` turns images into
-feature rows (``imaging`` decodes, ``features`` computes), ``batching`` runs the model
+feature rows in decode worker processes (``decode_pool``; there ``imaging`` decodes and
+``features`` computes), ``batching`` runs the model
 (``classifier``), ``events.model`` makes the event rows the recorder queues, and
 ``responses`` encodes the answer. A refused request is counted and logged in one line
 (``refusals``); every request answered or failed is counted per model version

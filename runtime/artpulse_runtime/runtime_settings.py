@@ -18,11 +18,19 @@ from artpulse_contract.settings import ArtPulseSettings
 from artpulse_runtime.codecs import RequestLimits
 
 
+def decode_processes_for(cores: int) -> int:
+    """Decode workers for ``cores`` CPUs: one per core, and one more when there are several
+    (it keeps every core decoding while another worker waits for the event loop); on one core
+    a second worker only makes two decodes share it (bench/serve.py)."""
+    return cores + 1 if cores > 1 else 1
+
+
 class ServingSettings(ArtPulseSettings):
     """What the runtime loads, how it retries, how it decodes, and whether it records events."""
 
-    decode_threads: int = Field(default=0, ge=0)
-    """Threads decoding and resizing images (Pillow releases the GIL); 0 means one per CPU."""
+    decode_processes: int = Field(default=0, ge=0)
+    """Worker processes decoding images, one image at a time each; 0 means
+    ``decode_processes_for`` the CPUs this process may use (README: sizing for N cores)."""
 
     record_events: bool = True
     """Record every prediction in the event store (``ARTPULSE_EVENTS_URL``)."""
@@ -52,7 +60,7 @@ class ServingSettings(ArtPulseSettings):
     """Largest accepted declared width x height of an image (at most Pillow's own bound)."""
 
     decode_pixels_in_flight: int = Field(default=48_000_000, ge=1)
-    """Pixels of images being decoded at once, all threads together; a larger image waits
+    """Pixels of images being decoded at once, all workers together; a larger image waits
     for the others and then decodes alone. Bounds decode memory (about 7 bytes a pixel)."""
 
     max_images_per_request: int = Field(default=RequestLimits.max_images, ge=1)
@@ -120,8 +128,8 @@ class ServingSettings(ArtPulseSettings):
         return DecodeLimits(max_bytes=self.max_image_bytes, max_pixels=self.max_image_pixels)
 
     @property
-    def resolved_decode_threads(self) -> int:
-        """Number of decoding threads, with the one-per-CPU default filled in."""
-        if self.decode_threads > 0:
-            return self.decode_threads
-        return max(1, len(os.sched_getaffinity(0)))
+    def resolved_decode_processes(self) -> int:
+        """Number of decode worker processes, with the default for this process's CPUs."""
+        if self.decode_processes > 0:
+            return self.decode_processes
+        return decode_processes_for(len(os.sched_getaffinity(0)))

@@ -4,7 +4,7 @@ machinery.
 For an inference request FastAPI builds a ``Request``, resolves the endpoint's dependencies,
 validates the body, and then validates the returned response once more before encoding it:
 about a third of what the event loop spends on a one-row request (``bench/serve.py``), all of it
-holding the GIL the decoding threads need. ``DirectInfer`` is the app's innermost middleware
+holding the GIL. ``DirectInfer`` is the app's innermost middleware
 (inside the guard, ``HttpMetrics``, and CORS or GZip when they are on) and does what MLServer's
 endpoint does, once: it parses the body as MLServer does (orjson), validates it as MLServer's
 ``InferenceRequest``, hands it with the request's headers to ``DataPlane.infer`` (so MLServer's
