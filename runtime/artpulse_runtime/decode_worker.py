@@ -5,11 +5,13 @@ Started by ``decode_pool``, it answers one job at a time on its socket (``decode
 the server closes it: the image is decoded, resized and turned into features by the same
 ``artpulse_contract`` functions as in training, within the server's limits. It imports no
 MLServer, so it is ready in a fraction of a second. An unexpected failure is answered
-(``INTERNAL_ERROR``) with its traceback on stderr, and the worker goes on.
+(``INTERNAL_ERROR``) with its traceback on stderr, and the worker goes on; it ends when the
+server closes its socket.
 """
 
 from __future__ import annotations
 
+import signal
 import socket
 import sys
 import time
@@ -63,11 +65,17 @@ def serve(sock: socket.socket, limits: DecodeLimits) -> None:
         except Exception as error:  # answered, so the request fails and the worker goes on
             traceback.print_exc()
             answer = _answer(INTERNAL_ERROR, _NO_ROW, 0.0, f"{type(error).__name__}: {error}")
-        sock.sendall(answer)
+        try:
+            sock.sendall(answer)
+        except (BrokenPipeError, ConnectionResetError):
+            return  # the server is gone or replaced this worker: nobody waits for the answer
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Serve the socket and limits named on the command line."""
+    # Ctrl-C in a terminal reaches the whole process group: the server stops and closes the
+    # socket, which ends the worker; the interrupt itself would only print a traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     fd, max_bytes, max_pixels = (int(arg) for arg in (sys.argv[1:] if argv is None else argv))
     with socket.socket(fileno=fd) as sock:
         serve(sock, DecodeLimits(max_bytes=max_bytes, max_pixels=max_pixels))
