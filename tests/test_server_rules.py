@@ -280,6 +280,19 @@ def test_liveness_fails_only_for_a_model_that_served_and_is_gone_past_the_grace(
     assert seen[4] is not None and "model 'b'" in seen[4]
 
 
+def test_settings_refuse_the_decode_threads_setting_by_name(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ARTPULSE_DECODE_THREADS", "2")
+    with pytest.raises(
+        ValidationError, match=r"DECODE_THREADS is no longer read.*DECODE_PROCESSES"
+    ):
+        ServingSettings()
+    monkeypatch.delenv("ARTPULSE_DECODE_THREADS")
+    monkeypatch.setenv("ARTPULSE_DECODE_PROCESSES", "2")
+    assert ServingSettings().resolved_decode_processes == 2
+
+
 def test_settings_refuse_bounds_that_cannot_work(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ARTPULSE_MAX_REQUEST_BYTES", "2000000")
     monkeypatch.setenv("ARTPULSE_MAX_IN_FLIGHT_BYTES", "1000000")

@@ -17,6 +17,9 @@ from artpulse_contract.imaging import PILLOW_BOMB_PIXELS, DecodeLimits
 from artpulse_contract.settings import ArtPulseSettings
 from artpulse_runtime.codecs import RequestLimits
 
+RENAMED_DECODE_THREADS = "ARTPULSE_DECODE_THREADS"
+"""The setting ``decode_processes`` replaced; refused by name when set."""
+
 
 def decode_processes_for(cores: int) -> int:
     """Decode workers for ``cores`` CPUs: one per core, and one more when there are several
@@ -81,6 +84,17 @@ class ServingSettings(ArtPulseSettings):
 
     reload_attempts: int = Field(default=3, ge=1)
     """Attempts a repository-API reload makes before failing (the old model keeps serving)."""
+
+    @model_validator(mode="after")
+    def _no_decode_threads(self) -> ServingSettings:
+        # Renamed when decoding moved to worker processes; ignored, it would leave the default
+        # counting the node's CPUs (not the pod's limit), a worker and its memory for each.
+        if RENAMED_DECODE_THREADS in os.environ:
+            raise ValueError(
+                f"{RENAMED_DECODE_THREADS} is no longer read: images are decoded in worker "
+                "processes; set ARTPULSE_DECODE_PROCESSES instead (README: sizing for N cores)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _largest_image_can_decode(self) -> ServingSettings:
