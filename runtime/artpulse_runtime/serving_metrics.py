@@ -15,6 +15,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from artpulse_contract.constants import LABELS
 from artpulse_contract.events import EventRecorder
+from artpulse_runtime.metric_children import Children
 
 PREDICTIONS_TOTAL = "artpulse_predictions"
 FEATURE_SECONDS = "artpulse_feature_extraction_seconds"
@@ -44,9 +45,10 @@ class ServingMetrics:
     spool_bytes: Gauge
     spool_corrupt_segments: Counter
     requests_refused: Counter
-    _prediction_children: dict[tuple[str, str, str, int], Counter] = field(
-        default_factory=dict, repr=False, compare=False
-    )
+    _predictions: Children[Counter] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_predictions", Children(self.predictions))
 
     def count_predictions(
         self, model_name: str, model_version: str, input_kind: str, indices: np.ndarray
@@ -56,24 +58,7 @@ class ServingMetrics:
         for index in indices.tolist():
             counts[index] = counts.get(index, 0) + 1
         for index, count in counts.items():
-            self._predictions_of(model_name, model_version, input_kind, index).inc(count)
-
-    def _predictions_of(
-        self, model_name: str, model_version: str, input_kind: str, index: int
-    ) -> Counter:
-        """The ``predictions`` child of these labels (``labels()`` validates and locks on
-        every call: a few microseconds a request, so each child is looked up once)."""
-        key = (model_name, model_version, input_kind, index)
-        child = self._prediction_children.get(key)
-        if child is None:
-            child = self.predictions.labels(
-                model_name=model_name,
-                model_version=model_version,
-                label=LABELS[index],
-                input_kind=input_kind,
-            )
-            self._prediction_children[key] = child
-        return child
+            self._predictions(model_name, model_version, LABELS[index], input_kind).inc(count)
 
 
 _METRICS: ServingMetrics | None = None

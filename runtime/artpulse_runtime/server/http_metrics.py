@@ -16,6 +16,7 @@ import time
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from artpulse_runtime.metric_children import Children
 from artpulse_runtime.server.rest_body import ASGIApp, Message, Receive, Scope, Send
 from artpulse_runtime.server.rest_routes import Match, match_route, request_path
 
@@ -71,26 +72,10 @@ class HttpMetrics:
     def __init__(self, app: ASGIApp, prefix: str) -> None:
         """Count ``app``'s requests under ``<prefix>_*`` (MLServer's is ``rest_server``)."""
         self._app = app
-        self._series = _series_of(prefix)
-        # Each label set's children, looked up once: ``labels()`` validates and locks on every
-        # call. Prometheus keeps every child it made anyway, so this holds no more than it does.
-        self._in_progress: dict[str, Gauge] = {}
-        self._finished: dict[tuple[str, str, str], tuple[Counter, Histogram]] = {}
-
-    def _in_progress_of(self, method: str) -> Gauge:
-        gauge = self._in_progress.get(method)
-        if gauge is None:
-            gauge = self._in_progress[method] = self._series.in_progress.labels(method, APP_NAME)
-        return gauge
-
-    def _finished_of(self, method: str, template: str, status: int) -> tuple[Counter, Histogram]:
-        key = (method, template, str(status))
-        children = self._finished.get(key)
-        if children is None:
-            series, labels = self._series, (*key, APP_NAME)
-            children = series.requests.labels(*labels), series.duration.labels(*labels)
-            self._finished[key] = children
-        return children
+        series = _series_of(prefix)
+        self._in_progress = Children(series.in_progress)
+        self._requests = Children(series.requests)
+        self._duration = Children(series.duration)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Pass the request on, then count it with its status and duration."""
@@ -109,12 +94,12 @@ class HttpMetrics:
                 status = int(message["status"])
             await send(message)
 
-        in_progress = self._in_progress_of(method)
+        in_progress = self._in_progress(method, APP_NAME)
         in_progress.inc()
         try:
             await self._app(scope, receive, counting_send)
         finally:
             in_progress.dec()
-            requests, duration = self._finished_of(method, path_template(path, match), status)
-            requests.inc()
-            duration.observe(time.perf_counter() - started)
+            labels = (method, path_template(path, match), str(status), APP_NAME)
+            self._requests(*labels).inc()
+            self._duration(*labels).observe(time.perf_counter() - started)
