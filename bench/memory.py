@@ -15,7 +15,6 @@ comparison (nothing there bounds it: watch the machine's memory).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import io
 import json
 import os
@@ -33,6 +32,7 @@ import requests
 from mlserver.grpc import dataplane_pb2_grpc as pb_grpc
 from PIL import Image
 from serve import prepare_registry
+from server_cpu import process_tree
 
 from artpulse_contract.constants import MODEL_NAME
 from artpulse_contract.features import extract_features
@@ -69,17 +69,6 @@ def largest_image(limits: DecodeLimits) -> bytes:
     if not best:
         raise RuntimeError("could not fit the image under the byte limit")
     return best
-
-
-def process_tree(pid: int) -> list[int]:
-    """``pid`` and its descendants (the server and its decode workers)."""
-    tree, index = [pid], 0
-    while index < len(tree):
-        for task in Path(f"/proc/{tree[index]}/task").glob("*/children"):
-            with contextlib.suppress(FileNotFoundError):
-                tree += [int(child) for child in task.read_text().split()]
-        index += 1
-    return tree
 
 
 def pss_bytes(pid: int) -> int:

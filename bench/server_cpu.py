@@ -1,8 +1,9 @@
-"""CPU time for the serving benches: a server process's (read from /proc) and the feature
-contract's in this process."""
+"""CPU time for the serving benches: a server process tree's (read from /proc) and the
+feature contract's in this process."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from pathlib import Path
@@ -13,16 +14,27 @@ from artpulse_contract.imaging import prepare_image
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (a server and its decode workers)."""
+    tree, index = [pid], 0
+    while index < len(tree):
+        for task in Path(f"/proc/{tree[index]}/task").glob("*/children"):
+            with contextlib.suppress(FileNotFoundError):
+                tree += [int(child) for child in task.read_text().split()]
+        index += 1
+    return tree
+
+
 def process_cpu_seconds(pid: int) -> float:
-    """User + system CPU time so far of process ``pid`` and its child processes (all threads)."""
-    proc = Path(f"/proc/{pid}")
-    try:
-        fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
-        children = [int(c) for t in proc.glob("task/*/children") for c in t.read_text().split()]
-    except FileNotFoundError:
-        return 0.0
-    own = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-    return own + sum(process_cpu_seconds(child) for child in children)
+    """User + system CPU time so far of process ``pid`` and its descendants (all threads)."""
+    total = 0.0
+    for member in process_tree(pid):
+        try:
+            fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    return total
 
 
 def in_process_floor(image: bytes, repeats: int = 300) -> tuple[float, float]:
