@@ -84,7 +84,9 @@ class _Worker:
         """The feature row of ``data`` in ``mode`` and the seconds the worker took."""
         loop = asyncio.get_running_loop()
         try:
-            await loop.sock_sendall(self._socket, JOB.pack(MODES.index(mode), len(data)) + data)
+            # Header and image apart: joining them would copy the image on the event loop.
+            await loop.sock_sendall(self._socket, JOB.pack(MODES.index(mode), len(data)))
+            await loop.sock_sendall(self._socket, data)
         except (BrokenPipeError, ConnectionResetError) as exc:
             raise _WorkerGone(had_the_image=False) from exc
         try:
