@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from server_cpu import process_cpu_seconds
+from server_cpu import own_cpu_seconds, process_cpu_seconds
 
 from artpulse_contract.settings import ArtPulseSettings
 from artpulse_jobs.serving.client import (
@@ -41,7 +41,10 @@ class Load:
     rps: float
     p99_ms: float
     server_cpu_ms: float
-    """Server CPU milliseconds per answered request (all its threads)."""
+    """Server CPU milliseconds per answered request (all its threads and decode workers)."""
+    event_loop_cpu_ms: float
+    """The part of ``server_cpu_ms`` spent in the server process itself (its event loop and
+    threads), the rest being its decode workers'."""
     server_cores: float
     """Server CPU seconds per wall second."""
     errors: int
@@ -105,17 +108,19 @@ def load(
         f"--cpus={','.join(map(str, sorted(LOAD_CPUS)))}",
     ]
     subprocess.run([*command, "--seconds=0.5"], check=True, capture_output=True)  # warm-up
-    before = process_cpu_seconds(handle.process.pid)
+    pid = handle.process.pid
+    before, own_before = process_cpu_seconds(pid), own_cpu_seconds(pid)
     result = json.loads(
         subprocess.run([*command, f"--seconds={seconds}"], check=True, capture_output=True).stdout
     )
-    cpu = process_cpu_seconds(handle.process.pid) - before
+    cpu, own = process_cpu_seconds(pid) - before, own_cpu_seconds(pid) - own_before
     requests = max(int(result["requests"]), 1)
     wall = float(result["seconds"])
     return Load(
         rps=requests / wall,
         p99_ms=float(result["p99"]),
         server_cpu_ms=cpu / requests * 1000,
+        event_loop_cpu_ms=own / requests * 1000,
         server_cores=cpu / wall,
         errors=int(result["errors"]),
     )

@@ -131,7 +131,8 @@ def measure_targets(
     def show(label: str, figures: Load) -> Load:
         print(
             f"   {label:<34} {figures.rps:8.1f} req/s  p99 {figures.p99_ms:7.2f} ms  server "
-            f"{figures.server_cpu_ms:6.3f} ms CPU/req, {figures.server_cores:.2f} cores busy"
+            f"{figures.server_cpu_ms:6.3f} ms CPU/req (event loop process "
+            f"{figures.event_loop_cpu_ms:6.3f}), {figures.server_cores:.2f} cores busy"
             f"{f', {figures.errors} errors' if figures.errors else ''}",
             flush=True,
         )

@@ -25,16 +25,18 @@ def process_tree(pid: int) -> list[int]:
     return tree
 
 
+def own_cpu_seconds(pid: int) -> float:
+    """User + system CPU time so far of process ``pid`` alone (all its threads); 0 once gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
 def process_cpu_seconds(pid: int) -> float:
     """User + system CPU time so far of process ``pid`` and its descendants (all threads)."""
-    total = 0.0
-    for member in process_tree(pid):
-        try:
-            fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
-        except FileNotFoundError:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-    return total
+    return sum(own_cpu_seconds(member) for member in process_tree(pid))
 
 
 def in_process_floor(image: bytes, repeats: int = 300) -> tuple[float, float]:
