@@ -33,14 +33,20 @@ SERVER_ENV_DEFAULTS: Mapping[str, str] = {
     "MLSERVER_PARALLEL_WORKERS": "0",
     "MLSERVER_DEBUG": "false",
     "MALLOC_ARENA_MAX": "2",
-    "MALLOC_MMAP_THRESHOLD_": str(1024 * 1024),
+    "MALLOC_MMAP_THRESHOLD_": str(8 * 1024 * 1024),
+    "MALLOC_TRIM_THRESHOLD_": str(64 * 1024 * 1024),
 }
-"""Defaults applied when the environment does not set them: no worker processes (the runtime
-decodes images on threads in-process, which is faster than MLServer's inter-process hop), no
-per-request access log, and glibc malloc settings that give request-sized buffers back to
-the system when freed (with its defaults, buffers up to 32 MiB stay in per-thread arenas:
-bench/memory.py measured 1.3 GiB instead of 0.76 GiB for ten concurrent max-size requests).
-(The gRPC message bound is ``ARTPULSE_MAX_GRPC_MESSAGE_BYTES``.)"""
+"""Defaults applied when the environment does not set them: no MLServer worker processes (the
+runtime hands images to its own decode workers; MLServer's would add a hop and a copy of the
+model each), no per-request access log, and glibc malloc settings for request-sized buffers:
+two arenas, and buffers above 8 MiB mapped from the system and given back when freed (with
+glibc's defaults, buffers up to 32 MiB stay in per-thread arenas: bench/memory.py measured
+1.3 GiB instead of 0.76 GiB for ten concurrent max-size requests; 16 MiB still reached
+1.1 GiB). Freed buffers below 8 MiB (a photo of up to about 6 MB over REST, 8 MiB over gRPC)
+stay in the heap for the next request, up to 64 MiB of them (the in-flight budget's default):
+mapped afresh, their pages were faulted in and zeroed by the kernel on every request, 17% of
+a 3.3 MB photo's CPU (bench/serve.py). (The gRPC message bound is
+``ARTPULSE_MAX_GRPC_MESSAGE_BYTES``.)"""
 
 SERVER_MODULE = "artpulse_runtime.server"
 """The module ``python -m`` runs: MLServer behind the ArtPulse guard."""
