@@ -148,6 +148,7 @@ def write_payloads(folder: Path, image: bytes, photo: bytes, row: list[float]) -
         "photo.json": rest_image(photo),
         "features.json": json.dumps(features_request_json([row])).encode(),
         "image.grpc": image_request_grpc([image]).SerializeToString(),
+        "photo.grpc": image_request_grpc([photo]).SerializeToString(),
         "features.grpc": features_request_grpc([row]).SerializeToString(),
     }
     paths = {}

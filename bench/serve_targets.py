@@ -10,10 +10,11 @@ printed beside them (the two-core figure is req/s against req/s). Figures:
   contract plus what MLServer spends answering a no-op model (``bench/noop_runtime.py``) for
   the same request; and against the original system's 236 req/s;
 - a 4000 x 3000 JPEG photo: a model trained in draft mode against one trained in exact mode
-  (the full-size decode path), same server settings;
+  (the full-size decode path), same server settings; the feature contract's own ratio
+  in-process (draft against exact) is printed as the bound no server can pass;
 - feature rows over REST against the no-op floor, with and without GZip (the one MLServer
   middleware still optional on the trimmed path);
-- gRPC against REST for the same small image;
+- gRPC against REST for the same image: the small PNG, and the photo to the draft model;
 - two server cores against one (the load generator then shares the cores: the server's
   cores busy are printed with it);
 - start-up: model ready after process start, ``artpulse --help`` and ``artpulse models``.
@@ -116,6 +117,8 @@ def measure_targets(
     image = small_png()
     features_ms = in_process_floor(image)[1]
     photo = photo_jpeg(4000, 3000, seed=1, quality=90)
+    photo_exact_ms = in_process_floor(photo, repeats=10)[1]
+    photo_draft_ms = in_process_floor(photo, repeats=10, mode=FeatureMode.DRAFT)[1]
     row = extract_features(image).tolist()
     payloads = write_payloads(work / "payloads", image, photo, row)
     dataset = work / "modes-dataset"
@@ -126,6 +129,11 @@ def measure_targets(
     print(
         f"   photo: 4000x3000 JPEG, {len(photo) // 1024} KB; image: 256x256 PNG, "
         f"{len(image) // 1024} KB, feature contract in-process {features_ms:.3f} ms"
+    )
+    print(
+        f"   photo's feature contract in-process: exact {photo_exact_ms:.1f} ms, draft "
+        f"{photo_draft_ms:.1f} ms ({photo_exact_ms / photo_draft_ms:.2f}x, the bound for draft "
+        "vs exact)"
     )
 
     def show(label: str, figures: Load) -> Load:
@@ -168,6 +176,9 @@ def measure_targets(
     with server(settings, SERVER_CPUS, model_uri=draft_uri) as (handle, _):
         photo_draft = show(
             "photo, draft model, REST c=2", load(handle, "rest", payloads["photo.json"], 2, seconds)
+        )
+        photo_draft_grpc = show(
+            "photo, draft model, gRPC c=2", load(handle, "grpc", payloads["photo.grpc"], 2, seconds)
         )
     with server(settings, ALL_CPUS, model_uri=exact_uri) as (handle, ready):
         both = show(
@@ -221,6 +232,13 @@ def measure_targets(
             per_core_label(image_grpc),
             per_core_label(image_rest),
             image_grpc.per_core / image_rest.per_core,
+            TARGET_GRPC_VS_REST,
+        ),
+        Target(
+            "photo gRPC vs REST (draft model)",
+            per_core_label(photo_draft_grpc, "{:.1f}"),
+            per_core_label(photo_draft, "{:.1f}"),
+            photo_draft_grpc.per_core / photo_draft.per_core,
             TARGET_GRPC_VS_REST,
         ),
         Target(
