@@ -45,7 +45,7 @@ glibc's defaults, buffers up to 32 MiB stay in per-thread arenas: bench/memory.p
 1.1 GiB). Freed buffers below 8 MiB (a photo of up to about 6 MB over REST, 8 MiB over gRPC)
 stay in the heap for the next request, up to 64 MiB of them (the in-flight budget's default):
 mapped afresh, their pages were faulted in and zeroed by the kernel on every request, 17% of
-a 3.3 MB photo's CPU (bench/serve.py). (The gRPC message bound is
+a 3.3 MB photo's CPU (README: Performance). (The gRPC message bound is
 ``ARTPULSE_MAX_GRPC_MESSAGE_BYTES``.)"""
 
 SERVER_MODULE = "artpulse_runtime.server"
