@@ -40,7 +40,7 @@ from pinned_load import (
     server,
     write_payloads,
 )
-from server_cpu import in_process_floor
+from server_cpu import feature_contract_ms
 
 from artpulse_contract.constants import FeatureMode
 from artpulse_contract.features import extract_features
@@ -115,10 +115,10 @@ def measure_targets(
 ) -> list[Target]:
     """Every target figure of issue 11, measured now; printed as it goes."""
     image = small_png()
-    features_ms = in_process_floor(image)[1]
+    features_ms = feature_contract_ms(image)
     photo = photo_jpeg(4000, 3000, seed=1, quality=90)
-    photo_exact_ms = in_process_floor(photo, repeats=10)[1]
-    photo_draft_ms = in_process_floor(photo, repeats=10, mode=FeatureMode.DRAFT)[1]
+    photo_exact_ms = feature_contract_ms(photo, repeats=10)
+    photo_draft_ms = feature_contract_ms(photo, repeats=10, mode=FeatureMode.DRAFT)
     row = extract_features(image).tolist()
     payloads = write_payloads(work / "payloads", image, photo, row)
     dataset = work / "modes-dataset"

@@ -15,8 +15,7 @@ from pathlib import Path
 
 from artpulse_contract.settings import ArtPulseSettings
 from artpulse_jobs.serving.server import server_environment
-
-MIB = 1024 * 1024
+from artpulse_runtime.server.settings import MIB
 
 _FAULTS_PER_PAGE = """
 import resource, sys

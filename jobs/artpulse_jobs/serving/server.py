@@ -28,13 +28,14 @@ import artpulse_runtime
 from artpulse_contract.constants import EVENTS_URL_ENV, MODEL_NAME, MODEL_URI_ENV, STATE_DIR_ENV
 from artpulse_contract.settings import ArtPulseSettings
 from artpulse_jobs.telemetry import telemetry_off_by_default
+from artpulse_runtime.server.settings import MIB, ServerSettings
 
 SERVER_ENV_DEFAULTS: Mapping[str, str] = {
     "MLSERVER_PARALLEL_WORKERS": "0",
     "MLSERVER_DEBUG": "false",
     "MALLOC_ARENA_MAX": "2",
-    "MALLOC_MMAP_THRESHOLD_": str(8 * 1024 * 1024),
-    "MALLOC_TRIM_THRESHOLD_": str(64 * 1024 * 1024),
+    "MALLOC_MMAP_THRESHOLD_": str(8 * MIB),
+    "MALLOC_TRIM_THRESHOLD_": str(ServerSettings.model_fields["max_in_flight_bytes"].default),
 }
 """Defaults applied when the environment does not set them: no MLServer worker processes (the
 runtime hands images to its own decode workers; MLServer's would add a hop and a copy of the
@@ -43,7 +44,7 @@ two arenas, and buffers above 8 MiB mapped from the system and given back when f
 glibc's defaults, buffers up to 32 MiB stay in per-thread arenas: bench/memory.py measured
 1.3 GiB instead of 0.76 GiB for ten concurrent max-size requests; 16 MiB still reached
 1.1 GiB). Freed buffers below 8 MiB (a photo of up to about 6 MB over REST, 8 MiB over gRPC)
-stay in the heap for the next request, up to 64 MiB of them (the in-flight budget's default):
+stay in the heap for the next request, up to the in-flight budget's default (64 MiB) of them:
 mapped afresh, their pages were faulted in and zeroed by the kernel on every request, 17% of
 a 3.3 MB photo's CPU (README: Performance). (The gRPC message bound is
 ``ARTPULSE_MAX_GRPC_MESSAGE_BYTES``.)"""
