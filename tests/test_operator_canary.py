@@ -137,6 +137,8 @@ def test_an_operator_restart_resumes_the_canary_from_its_status(
     store: EventStore = setup["store"]
     with operator(setup, kube.namespace):
         before = canary_started(kube, 4)["canary"]
+        # kopf posts events in the background: let it post this one before it stops.
+        wait_for("a CanaryStarted event", lambda: c.REASON_CANARY_STARTED in kube.events())
     # The operator is gone; the canary Deployment and the status stay.
     assert canary_deployment(kube) is not None
     write_traffic(store, "1", 100, EVEN, seed=8)
